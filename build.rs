@@ -1,0 +1,194 @@
+//! Builds every guest with the system toolchain, so that `cargo build` builds everything.
+//!
+//! * `guest/*.S` — real-mode flat guests. Each is assembled with `as --32`, linked at address 0 with
+//!   `guest/guest.ld` into an ELF (kept, with symbols, for gdb) and cut to a flat binary with
+//!   `objcopy -O binary`. The first line of each file is `# minikvm-guest: <one-line description>`.
+//! * `os-1k/` — the 1K OS. Every `.c` and `.S` below it is compiled with `gcc -m32 -ffreestanding`
+//!   and linked with `os-1k/kernel.ld` into one Multiboot ELF32 kernel, `kernel.elf`.
+//!
+//! The outputs land in `target/<profile>/guests/` (stable paths a student can hand to gdb or QEMU) and a table
+//! of them is generated into `$OUT_DIR/builtin_guests.rs`, which `src/guests.rs` includes. The
+//! binaries are also embedded, so `minikvm hello` works wherever the binary is copied.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+const MAX_FLAT: u64 = 256 * 1024;
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // OUT_DIR is target/<profile>/build/minikvm-<hash>/out; the guests go to target/<profile>/guests.
+    let dest = out_dir.ancestors().nth(3).unwrap_or(&out_dir).join("guests");
+    fs::create_dir_all(&dest).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dest.display())));
+
+    for tool in ["as", "ld", "objcopy", "gcc"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            fail(&format!(
+                "`{tool}` not found: minikvm builds its guests with GNU binutils and gcc \
+                 (Debian/Ubuntu: apt-get install binutils gcc gcc-multilib)"
+            ));
+        }
+    }
+
+    println!("cargo:rerun-if-changed=guest");
+    println!("cargo:rerun-if-changed=os-1k");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let mut table = String::from("&[\n");
+    for g in flat_guests(&root, &dest) {
+        writeln!(
+            table,
+            "    BuiltinGuest {{ name: {:?}, description: {:?}, kind: GuestKind::Flat, image: include_bytes!({:?}), bin_path: {:?}, elf_path: {:?} }},",
+            g.name, g.description, g.bin, g.bin, g.elf
+        )
+        .ok();
+    }
+    if let Some(elf) = os_1k(&root, &dest) {
+        writeln!(
+            table,
+            "    BuiltinGuest {{ name: \"os-1k\", description: \"the 1K OS: 32-bit protected mode, paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {elf:?} }},"
+        )
+        .ok();
+    }
+    table.push_str("]\n");
+    fs::write(out_dir.join("builtin_guests.rs"), table)
+        .unwrap_or_else(|e| fail(&format!("cannot write the guest table: {e}")));
+}
+
+struct Flat {
+    name: String,
+    description: String,
+    bin: String,
+    elf: String,
+}
+
+fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
+    let dir = root.join("guest");
+    let script = dir.join("guest.ld");
+    let mut sources: Vec<PathBuf> = match fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "S"))
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    sources.sort();
+    let mut guests = Vec::new();
+    for src in sources {
+        let name = src.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let text = fs::read_to_string(&src).unwrap_or_default();
+        let description = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# minikvm-guest:"))
+            .map(|d| d.trim().to_string())
+            .unwrap_or_else(|| fail(&format!("{}: first line must be `# minikvm-guest: <description>`", src.display())));
+        let obj = dest.join(format!("{name}.o"));
+        let elf = dest.join(format!("{name}.elf"));
+        let bin = dest.join(format!("{name}.bin"));
+        run(Command::new("as").args(["--32", "-g", "-o"]).arg(&obj).arg(&src));
+        run(Command::new("ld")
+            .args(["-m", "elf_i386", "-T"])
+            .arg(&script)
+            .arg("-o")
+            .arg(&elf)
+            .arg(&obj));
+        run(Command::new("objcopy").args(["-O", "binary"]).arg(&elf).arg(&bin));
+        let size = fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+        if size == 0 || size > MAX_FLAT {
+            fail(&format!("guest {name}: flat binary is {size} bytes (must be 1 to {MAX_FLAT})"));
+        }
+        guests.push(Flat {
+            name,
+            description,
+            bin: bin.to_string_lossy().into_owned(),
+            elf: elf.to_string_lossy().into_owned(),
+        });
+    }
+    guests
+}
+
+fn os_1k(root: &Path, dest: &Path) -> Option<String> {
+    let dir = root.join("os-1k");
+    let script = dir.join("kernel.ld");
+    if !script.exists() {
+        return None;
+    }
+    let mut sources = Vec::new();
+    collect(&dir, &mut sources);
+    sources.sort();
+    let objdir = dest.join("os-1k");
+    fs::create_dir_all(&objdir).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
+    let mut objects = Vec::new();
+    for src in &sources {
+        let rel = src.strip_prefix(&dir).unwrap_or(src);
+        let obj = objdir.join(rel.to_string_lossy().replace('/', "_") + ".o");
+        run(Command::new("gcc")
+            .args([
+                "-m32",
+                "-ffreestanding",
+                "-fno-pie",
+                "-fno-pic",
+                "-fno-stack-protector",
+                "-fno-asynchronous-unwind-tables",
+                "-mno-sse",
+                "-mno-mmx",
+                "-mno-80387",
+                "-nostdlib",
+                "-O1",
+                "-g",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-std=gnu11",
+            ])
+            .arg("-I")
+            .arg(dir.join("include"))
+            .arg("-c")
+            .arg(src)
+            .arg("-o")
+            .arg(&obj));
+        objects.push(obj);
+    }
+    let elf = dest.join("kernel.elf");
+    run(Command::new("ld")
+        .args(["-m", "elf_i386", "-nostdlib", "-T"])
+        .arg(&script)
+        .arg("-o")
+        .arg(&elf)
+        .args(&objects));
+    Some(elf.to_string_lossy().into_owned())
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "c" || x == "S") {
+            out.push(p);
+        }
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let shown = format!("{cmd:?}");
+    match cmd.output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+            fail(&format!("guest build step failed: {shown}"));
+        }
+        Err(e) => fail(&format!("cannot run {shown}: {e}")),
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    exit(1)
+}

@@ -1,0 +1,58 @@
+//! Shared helpers for the integration tests.
+//!
+//! Every test starts minikvm through [`minikvm`], which honours `MINIKVM_BIN` so that the nested
+//! real-KVM lane can run these very test binaries against a minikvm copied into its initramfs.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Path of the minikvm binary under test.
+pub fn minikvm_bin() -> PathBuf {
+    std::env::var_os("MINIKVM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_minikvm")))
+}
+
+/// A `Command` for minikvm with colour off and an empty stdin unless the test sets one.
+pub fn minikvm() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(minikvm_bin());
+    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    cmd.write_stdin(Vec::<u8>::new());
+    cmd.timeout(std::time::Duration::from_secs(120));
+    cmd
+}
+
+/// The same, as a plain std `Command` (for tests that drive the process themselves).
+pub fn minikvm_std() -> Command {
+    let mut cmd = Command::new(minikvm_bin());
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// True when running inside the nested real-KVM lane.
+pub fn in_nested_lane() -> bool {
+    std::env::var_os("MINIKVM_NESTED_LANE").is_some()
+}
+
+/// Asks `minikvm doctor --probe NAME` whether the host's KVM can do NAME (exit 0 = works).
+/// Probe names: realmode, protected, paging, longmode, singlestep, hwbreak, int3.
+pub fn host_can(probe: &str) -> bool {
+    minikvm_std()
+        .args(["doctor", "--probe", probe])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Skips the calling test (returns true) when the host KVM lacks `probe`, saying so on stderr.
+pub fn skip_unless(probe: &str, test: &str) -> bool {
+    if host_can(probe) {
+        return false;
+    }
+    eprintln!(
+        "SKIPPED {test}: this host's KVM cannot do `{probe}` (see `minikvm doctor`); \
+         the nested real-KVM lane (.ci/nested-lane) runs it"
+    );
+    true
+}
