@@ -70,10 +70,9 @@ fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
     let dir = root.join("guest");
     let script = dir.join("guest.ld");
     let mut sources: Vec<PathBuf> = match fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "S"))
-            .collect(),
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "S")).collect()
+        }
         Err(_) => return Vec::new(),
     };
     sources.sort();
@@ -86,17 +85,14 @@ fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
             .next()
             .and_then(|l| l.strip_prefix("# minikvm-guest:"))
             .map(|d| d.trim().to_string())
-            .unwrap_or_else(|| fail(&format!("{}: first line must be `# minikvm-guest: <description>`", src.display())));
+            .unwrap_or_else(|| {
+                fail(&format!("{}: first line must be `# minikvm-guest: <description>`", src.display()))
+            });
         let obj = dest.join(format!("{name}.o"));
         let elf = dest.join(format!("{name}.elf"));
         let bin = dest.join(format!("{name}.bin"));
         run(Command::new("as").args(["--32", "-g", "-o"]).arg(&obj).arg(&src));
-        run(Command::new("ld")
-            .args(["-m", "elf_i386", "-T"])
-            .arg(&script)
-            .arg("-o")
-            .arg(&elf)
-            .arg(&obj));
+        run(Command::new("ld").args(["-m", "elf_i386", "-T"]).arg(&script).arg("-o").arg(&elf).arg(&obj));
         run(Command::new("objcopy").args(["-O", "binary"]).arg(&elf).arg(&bin));
         let size = fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
         if size == 0 || size > MAX_FLAT {
@@ -155,12 +151,7 @@ fn os_1k(root: &Path, dest: &Path) -> Option<String> {
         objects.push(obj);
     }
     let elf = dest.join("kernel.elf");
-    run(Command::new("ld")
-        .args(["-m", "elf_i386", "-nostdlib", "-T"])
-        .arg(&script)
-        .arg("-o")
-        .arg(&elf)
-        .args(&objects));
+    run(Command::new("ld").args(["-m", "elf_i386", "-nostdlib", "-T"]).arg(&script).arg("-o").arg(&elf).args(&objects));
     Some(elf.to_string_lossy().into_owned())
 }
 

@@ -1,0 +1,118 @@
+//! The command line (clap derive types only).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// minikvm — a small, educational x86 hypervisor on Linux KVM, with a GDB stub built in.
+#[derive(Debug, Parser)]
+#[command(
+    name = "minikvm",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  minikvm hello                      run a built-in guest\n  minikvm multiplication counter     two guests on two vCPUs at once\n  minikvm os-1k                      boot the 1K OS\n  minikvm --gdb 1234 hello           wait for gdb on 127.0.0.1:1234\n  minikvm list                       the built-in guests\n  minikvm doctor                     what this host's KVM can run\n\nInteractive runs: press Ctrl-A then x to quit."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the built-in guests: name, description, binary and ELF paths.
+    List,
+    /// Show what this host's KVM can run, by running tiny probe guests.
+    Doctor {
+        /// Run one probe and exit 0 if it works, 1 if not (realmode, protected, paging, longmode,
+        /// singlestep, hwbreak, int3).
+        #[arg(long, value_name = "NAME")]
+        probe: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Guests to run: built-in names (see `minikvm list`) or paths to flat binaries (1 to 4),
+    /// or one Multiboot ELF kernel.
+    #[arg(value_name = "GUEST")]
+    pub guests: Vec<String>,
+
+    /// More output on stderr: -v setup steps, -vv every VM exit, -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print a table of VM exits, hypercalls, I/O ports and time per vCPU at the end.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Stop the run after SECS seconds (exit status 3).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// Colour each vCPU's output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Guest RAM in MiB for protected-mode kernels [default: 32 for Multiboot, 4 for --paging].
+    #[arg(long, value_name = "MiB")]
+    pub mem: Option<u32>,
+
+    /// Seed compatibility mode: boot a flat 32-bit binary with paging already on (see README).
+    #[arg(long, value_name = "FILE", conflicts_with = "guests")]
+    pub paging: Option<PathBuf>,
+
+    /// With --paging: the entry EIP (default 0x80001000).
+    #[arg(long, value_name = "ADDR", value_parser = parse_u64, requires = "paging")]
+    pub entry: Option<u64>,
+
+    /// With --paging: the guest-physical load address (default 0x1000).
+    #[arg(long, value_name = "OFFSET", value_parser = parse_u64, requires = "paging")]
+    pub load: Option<u64>,
+
+    /// Wait for gdb on [ADDR:]PORT before the first instruction (ADDR defaults to 127.0.0.1).
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub gdb: Option<String>,
+
+    /// After stdin ends, how long (seconds) a guest may keep waiting for input before the run
+    /// stops with exit status 5.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub eof_grace: f64,
+}
+
+/// Accepts decimal or 0x-prefixed hexadecimal numbers.
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => t.replace('_', "").parse(),
+    };
+    parsed.map_err(|_| format!("`{s}` is not a number (use decimal or 0x hex)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_both_bases() {
+        assert_eq!(parse_u64("0x80001000"), Ok(0x8000_1000));
+        assert_eq!(parse_u64("4096"), Ok(4096));
+        assert!(parse_u64("zz").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

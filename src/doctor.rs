@@ -1,0 +1,304 @@
+//! `minikvm doctor`: what can this host's KVM run? Each answer comes from running a tiny guest,
+//! never from guessing by CPU or kernel names. The tests ask the same probes
+//! (`minikvm doctor --probe NAME`) to decide what they can check on a host.
+
+use crate::boot::{flat_segment, realmode};
+use crate::error::{KvmContext, Result};
+use crate::kvm::{self, memory::GuestRam};
+use kvm_bindings::{
+    kvm_guest_debug, kvm_regs, kvm_segment, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
+    KVM_GUESTDBG_USE_SW_BP,
+};
+use kvm_ioctls::{Cap, Kvm, VcpuExit};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One probe: its name, what it checks, and a hint when it fails.
+pub struct Probe {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub hint: &'static str,
+    run: fn(&Kvm) -> std::result::Result<(), String>,
+}
+
+pub const PROBES: &[Probe] = &[
+    Probe { name: "realmode", what: "real mode (16-bit)", hint: "every guest needs this", run: realmode_probe },
+    Probe { name: "protected", what: "32-bit protected mode, paging off", hint: "Multiboot kernels start like this", run: protected_probe },
+    Probe {
+        name: "paging",
+        what: "32-bit paging (guest sets CR0.PG)",
+        hint: "the 1K OS and --paging need it; nested/emulating KVMs often lack it: use the nested lane (.ci/nested-lane) or real hardware",
+        run: paging_probe,
+    },
+    Probe { name: "longmode", what: "64-bit long mode", hint: "not used by minikvm's guests", run: longmode_probe },
+    Probe { name: "singlestep", what: "single-step (KVM_GUESTDBG_SINGLESTEP)", hint: "gdb `stepi` needs it", run: singlestep_probe },
+    Probe { name: "hwbreak", what: "hardware breakpoints (DR0-DR3)", hint: "gdb `hbreak`/`watch` need it", run: hwbreak_probe },
+    Probe {
+        name: "int3",
+        what: "int3 interception (KVM_GUESTDBG_USE_SW_BP)",
+        hint: "gdb `break` beyond 4 breakpoints needs it; only hardware KVM offers it",
+        run: int3_probe,
+    },
+];
+
+/// Runs one probe by name: Ok(true) works, Ok(false) does not, Err for an unknown name.
+pub fn probe(name: &str) -> std::result::Result<bool, String> {
+    let p = PROBES.iter().find(|p| p.name == name).ok_or_else(|| {
+        let names: Vec<_> = PROBES.iter().map(|p| p.name).collect();
+        format!("unknown probe `{name}` (known: {})", names.join(", "))
+    })?;
+    let kvm = kvm::open().map_err(|e| e.to_string())?;
+    Ok((p.run)(&kvm).is_ok())
+}
+
+/// The full `minikvm doctor` report.
+pub fn report() -> Result<String> {
+    let kvm = kvm::open()?;
+    let mut s = format!("KVM API version {}\n\nCapabilities:\n", kvm.get_api_version());
+    let caps = [
+        (Cap::SyncRegs, "sync_regs (registers in kvm_run: hypercalls without KVM_GET_REGS)"),
+        (Cap::Irqchip, "in-kernel PIC/IOAPIC/LAPIC"),
+        (Cap::Pit2, "in-kernel PIT"),
+        (Cap::SetGuestDebug, "guest debugging (single-step, breakpoints)"),
+        (Cap::ImmediateExit, "immediate_exit (kicks without races)"),
+        (Cap::CoalescedPio, "coalesced port I/O"),
+        (Cap::ExtCpuid, "KVM_GET_SUPPORTED_CPUID"),
+    ];
+    for (cap, what) in caps {
+        let ok = kvm.check_extension(cap);
+        s += &format!("  {:<4} {what}\n", if ok { "yes" } else { "no" });
+    }
+    s += &format!("  max vCPUs: {}\n\nProbes (each runs a tiny guest):\n", kvm.get_max_vcpus());
+    for p in PROBES {
+        match (p.run)(&kvm) {
+            Ok(()) => s += &format!("  works          {:<46}\n", p.what),
+            Err(why) => s += &format!("  does not work  {:<46} {why}\n                 hint: {}\n", p.what, p.hint),
+        }
+    }
+    Ok(s)
+}
+
+// ----- the probe guests ------------------------------------------------------------------------
+
+const CODE: u64 = 0x1000;
+const PROBE_PORT: u16 = 0x10;
+
+/// What a probe VM did first (the interesting exits only).
+#[derive(Debug)]
+enum Seen {
+    Out(u16, u32),
+    Hlt,
+    Debug { exception: u32, pc: u64 },
+    Other(String),
+}
+
+#[derive(Default)]
+struct ProbeSetup {
+    code: Vec<u8>,
+    extra: Vec<(u64, Vec<u8>)>,
+    protected: bool,
+    long: bool,
+    cr0: u64,
+    cr3: u64,
+    cr4: u64,
+    efer: u64,
+    debug: Option<kvm_guest_debug>,
+}
+
+
+/// Runs a probe guest for at most two seconds and returns its first interesting exit.
+fn run_probe(kvm: &Kvm, setup: ProbeSetup) -> std::result::Result<Seen, String> {
+    let err = |e: crate::error::Error| e.to_string();
+    let vm = kvm.create_vm().during("creating a probe VM").map_err(err)?;
+    let _ = vm.set_tss_address(0xfffb_d000);
+    let ram = GuestRam::new(&vm, &[(0, 2 << 20)]).map_err(err)?;
+    let start = if setup.protected { CODE } else { 0 };
+    ram.write(start, &setup.code)?;
+    for (gpa, bytes) in &setup.extra {
+        ram.write(*gpa, bytes)?;
+    }
+    let mut vcpu = vm.create_vcpu(0).during("creating a probe vCPU").map_err(err)?;
+    let mut sregs = vcpu.get_sregs().during("reading probe sregs").map_err(err)?;
+    if setup.protected {
+        let mut code: kvm_segment = flat_segment(0x08, true, 0);
+        if setup.long {
+            code.l = 1;
+            code.db = 0;
+        }
+        let data = flat_segment(0x10, false, 0);
+        sregs.cs = code;
+        (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss) = (data, data, data, data, data);
+        sregs.cr0 = setup.cr0;
+        sregs.cr3 = setup.cr3;
+        sregs.cr4 = setup.cr4;
+        sregs.efer = setup.efer;
+    } else {
+        realmode::cpu_start(0).apply(&mut sregs);
+    }
+    vcpu.set_sregs(&sregs).during("setting probe sregs").map_err(err)?;
+    let regs = kvm_regs { rip: start, rflags: 2, rsp: 0x8000, ..Default::default() };
+    vcpu.set_regs(&regs).during("setting probe regs").map_err(err)?;
+    if let Some(dbg) = &setup.debug {
+        vcpu.set_guest_debug(dbg).map_err(|e| format!("KVM_SET_GUEST_DEBUG refused: {e}"))?;
+    }
+    kvm::install_kick_handler().map_err(err)?;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let done2 = done.clone();
+    let handle = std::thread::spawn(move || {
+        let _kick = kvm::KickTarget::new(&mut vcpu);
+        for _ in 0..1000 {
+            if done2.load(Ordering::Acquire) {
+                return Seen::Other("timed out".into());
+            }
+            return match vcpu.run() {
+                Ok(VcpuExit::IoOut(port, data)) => {
+                    let mut v = [0u8; 4];
+                    let n = data.len().min(4);
+                    v[..n].copy_from_slice(&data[..n]);
+                    Seen::Out(port, u32::from_le_bytes(v))
+                }
+                Ok(VcpuExit::Hlt) => Seen::Hlt,
+                Ok(VcpuExit::Debug(d)) => Seen::Debug { exception: d.exception, pc: d.pc },
+                Ok(VcpuExit::Shutdown) => Seen::Other("triple fault".into()),
+                Ok(VcpuExit::InternalError) => Seen::Other("KVM internal error".into()),
+                Ok(VcpuExit::FailEntry(r, _)) => Seen::Other(format!("VM entry failed ({r:#x})")),
+                Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::MmioRead(..)) | Ok(VcpuExit::MmioWrite(..)) => continue,
+                Ok(other) => Seen::Other(format!("unexpected exit {other:?}")),
+                Err(e) if e.errno() == libc::EINTR => Seen::Other("timed out".into()),
+                Err(e) => Seen::Other(format!("KVM_RUN failed: {e}")),
+            };
+        }
+        Seen::Other("too many exits".into())
+    });
+    // A probe that has not answered in two seconds is kicked out and counts as not working.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !handle.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    while !handle.is_finished() {
+        done.store(true, Ordering::Release);
+        kvm::kick(&handle);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let seen = handle.join().unwrap_or_else(|_| Seen::Other("probe thread panicked".into()));
+    drop(ram);
+    Ok(seen)
+}
+
+fn expect_out(seen: Seen, value: u32) -> std::result::Result<(), String> {
+    match seen {
+        Seen::Out(PROBE_PORT, v) if v == value => Ok(()),
+        Seen::Out(p, v) => Err(format!("wrong result: out {v:#x} to port {p:#x}")),
+        other => Err(describe(other)),
+    }
+}
+
+fn describe(seen: Seen) -> String {
+    match seen {
+        Seen::Other(s) => s,
+        other => format!("unexpected {other:?}"),
+    }
+}
+
+fn realmode_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    // mov $0x1234,%ax ; out %ax,$0x10 ; hlt
+    let seen = run_probe(kvm, ProbeSetup { code: vec![0xb8, 0x34, 0x12, 0xe7, 0x10, 0xf4], ..Default::default() })?;
+    expect_out(seen, 0x1234)
+}
+
+fn protected_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    // mov $0x12345678,%eax ; out %eax,$0x10 ; hlt
+    let code = vec![0xb8, 0x78, 0x56, 0x34, 0x12, 0xe7, 0x10, 0xf4];
+    let seen = run_probe(kvm, ProbeSetup { code, protected: true, cr0: 0x11, ..Default::default() })?;
+    expect_out(seen, 0x1234_5678)
+}
+
+fn paging_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    // The guest turns paging on itself, then reads PA 0x1800 through the alias VA 0x401800.
+    let mut dir = vec![0u8; 0x1000];
+    dir[0..4].copy_from_slice(&0x3003u32.to_le_bytes());
+    dir[4..8].copy_from_slice(&0x3003u32.to_le_bytes());
+    let table: Vec<u8> = (0..1024u32).flat_map(|i| ((i << 12) | 3).to_le_bytes()).collect();
+    #[rustfmt::skip]
+    let code = vec![
+        0xb8, 0x00, 0x20, 0x00, 0x00, // mov $0x2000,%eax
+        0x0f, 0x22, 0xd8,             // mov %eax,%cr3
+        0x0f, 0x20, 0xc0,             // mov %cr0,%eax
+        0x0d, 0x00, 0x00, 0x00, 0x80, // or $0x80000000,%eax
+        0x0f, 0x22, 0xc0,             // mov %eax,%cr0
+        0xeb, 0x00,                   // jmp .+2
+        0xa1, 0x00, 0x18, 0x40, 0x00, // mov 0x401800,%eax
+        0xe7, 0x10,                   // out %eax,$0x10
+        0xf4,
+    ];
+    let extra = vec![(0x2000, dir), (0x3000, table), (0x1800, 0xc0ff_ee11u32.to_le_bytes().to_vec())];
+    let seen = run_probe(kvm, ProbeSetup { code, extra, protected: true, cr0: 0x11, ..Default::default() })?;
+    expect_out(seen, 0xc0ff_ee11)
+}
+
+fn longmode_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    let pml4 = 0x5003u64.to_le_bytes().to_vec();
+    let pdpt = 0x6003u64.to_le_bytes().to_vec();
+    let pd = 0x83u64.to_le_bytes().to_vec(); // one 2 MiB page at 0
+                                             // mov $0x11223344,%eax ; out %eax,$0x10 ; hlt
+    let code = vec![0xb8, 0x44, 0x33, 0x22, 0x11, 0xe7, 0x10, 0xf4];
+    let setup = ProbeSetup {
+        code,
+        extra: vec![(0x4000, pml4), (0x5000, pdpt), (0x6000, pd)],
+        protected: true,
+        long: true,
+        cr0: 0x8000_0011,
+        cr3: 0x4000,
+        cr4: 0x20,
+        efer: 0x500, // LME | LMA
+        debug: None,
+    };
+    expect_out(run_probe(kvm, setup)?, 0x1122_3344)
+}
+
+fn debug(control: u32, dr0: u64, dr7: u64) -> kvm_guest_debug {
+    let mut d = kvm_guest_debug { control, ..Default::default() };
+    d.arch.debugreg[0] = dr0;
+    d.arch.debugreg[7] = dr7;
+    d
+}
+
+fn singlestep_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    let setup = ProbeSetup {
+        code: vec![0x90, 0x90, 0xf4],
+        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, 0, 0)),
+        ..Default::default()
+    };
+    match run_probe(kvm, setup)? {
+        Seen::Debug { exception: 1, pc: 1 } => Ok(()),
+        other => Err(describe(other)),
+    }
+}
+
+fn hwbreak_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    let setup = ProbeSetup {
+        code: vec![0x90, 0x90, 0x90, 0xf4],
+        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, 2, 0x1)),
+        ..Default::default()
+    };
+    match run_probe(kvm, setup)? {
+        Seen::Debug { exception: 1, pc: 2 } => Ok(()),
+        other => Err(describe(other)),
+    }
+}
+
+fn int3_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    let setup = ProbeSetup {
+        code: vec![0x90, 0xcc, 0xf4],
+        protected: true,
+        cr0: 0x11,
+        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP, 0, 0)),
+        ..Default::default()
+    };
+    match run_probe(kvm, setup)? {
+        Seen::Debug { exception: 3, .. } => Ok(()),
+        other => Err(describe(other)),
+    }
+}

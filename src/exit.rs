@@ -1,0 +1,225 @@
+//! VM exits and what minikvm does about each: a pure mapping, unit-tested with synthetic exits.
+//!
+//! The vCPU loop copies what KVM reported into an [`Exit`] (owned, no borrow of `kvm_run`), asks
+//! [`decide`] for an [`Action`], and carries the action out. Keeping the decision pure means every
+//! exit reason's handling can be tested without a VM.
+
+use crate::boot::MachineKind;
+use crate::devices::hypercall::{self, Hypercall};
+use crate::devices::serial;
+
+/// One VM exit, as minikvm sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `in` from `port` of `size` bytes.
+    IoIn {
+        port: u16,
+        size: u8,
+    },
+    /// `out` to `port`: the low `size` bytes of `value`.
+    IoOut {
+        port: u16,
+        size: u8,
+        value: u32,
+    },
+    MmioRead {
+        addr: u64,
+        len: u8,
+    },
+    MmioWrite {
+        addr: u64,
+        len: u8,
+        value: u64,
+    },
+    Hlt,
+    /// Triple fault (or another reason the CPU shut down).
+    Shutdown,
+    FailEntry {
+        reason: u64,
+    },
+    InternalError {
+        suberror: u32,
+    },
+    /// A debug event: single step, hardware breakpoint/watchpoint or int3.
+    Debug {
+        exception: u32,
+        pc: u64,
+        dr6: u64,
+    },
+    /// KVM_RUN was interrupted by a signal (a kick): look at the control flags.
+    Interrupted,
+    SystemEvent {
+        kind: u32,
+    },
+    /// An exit reason minikvm does not handle.
+    Other {
+        reason: String,
+    },
+}
+
+impl Exit {
+    /// A short name, for statistics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Exit::IoIn { .. } => "io-in",
+            Exit::IoOut { .. } => "io-out",
+            Exit::MmioRead { .. } => "mmio-read",
+            Exit::MmioWrite { .. } => "mmio-write",
+            Exit::Hlt => "hlt",
+            Exit::Shutdown => "shutdown",
+            Exit::FailEntry { .. } => "fail-entry",
+            Exit::InternalError { .. } => "internal-error",
+            Exit::Debug { .. } => "debug",
+            Exit::Interrupted => "interrupted",
+            Exit::SystemEvent { .. } => "system-event",
+            Exit::Other { .. } => "other",
+        }
+    }
+}
+
+/// Why a guest's run ended badly, in words a student can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    TripleFault,
+    FailedEntry(u64),
+    InternalError(u32),
+    UnknownHypercall(u8),
+    Unhandled(String),
+    SystemEvent(u32),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::TripleFault => {
+                write!(f, "triple fault (the CPU shut down: an exception occurred while handling a double fault)")
+            }
+            Fault::FailedEntry(r) => write!(f, "VM entry failed (hardware reason {r:#x}): the vCPU state is invalid"),
+            Fault::InternalError(s) => {
+                write!(f, "KVM internal error (suberror {s}): KVM could not emulate an instruction")
+            }
+            Fault::UnknownHypercall(n) => {
+                write!(f, "unknown hypercall {n:#04x} (known: 0x00 EXIT, 0x01 PUTCHAR, 0x02 GETCHAR)")
+            }
+            Fault::Unhandled(r) => write!(f, "unhandled VM exit: {r}"),
+            Fault::SystemEvent(k) => write!(f, "system event {k} (reset or shutdown request)"),
+        }
+    }
+}
+
+/// What to do about an exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing to do: run the vCPU again.
+    Resume,
+    /// A hypercall; PUTCHAR still needs BL from the registers.
+    Hypercall(Hypercall),
+    /// GETCHAR's `in`: answer with the next input byte.
+    HypercallIn,
+    /// A UART register access (offset 0..=7).
+    SerialRead {
+        offset: u16,
+    },
+    SerialWrite {
+        offset: u16,
+        value: u8,
+    },
+    /// An access nothing answers: reads give all ones, writes are dropped (logged at -vv).
+    Unclaimed,
+    /// This vCPU has finished normally.
+    Done,
+    /// This vCPU faulted.
+    Fault(Fault),
+    /// A debug stop, for the gdb stub.
+    DebugStop,
+    /// A kick: the run loop checks its control flags.
+    Kicked,
+}
+
+/// The decision for one exit on a machine of `kind`.
+pub fn decide(exit: &Exit, kind: MachineKind) -> Action {
+    match *exit {
+        Exit::IoOut { port: hypercall::PORT, value, .. } => match Hypercall::decode(value as u8) {
+            Hypercall::Unknown(n) => Action::Fault(Fault::UnknownHypercall(n)),
+            h => Action::Hypercall(h),
+        },
+        Exit::IoIn { port: hypercall::PORT, .. } => Action::HypercallIn,
+        Exit::IoOut { port, value, .. } if is_com1(port) => {
+            Action::SerialWrite { offset: port - serial::COM1, value: value as u8 }
+        }
+        Exit::IoIn { port, .. } if is_com1(port) => Action::SerialRead { offset: port - serial::COM1 },
+        Exit::IoIn { .. } | Exit::IoOut { .. } | Exit::MmioRead { .. } | Exit::MmioWrite { .. } => Action::Unclaimed,
+        // Without an interrupt controller nothing could ever wake a halted vCPU: hlt ends it.
+        // With one, KVM handles hlt itself; an exit here would be spurious.
+        Exit::Hlt => match kind {
+            MachineKind::Flat => Action::Done,
+            MachineKind::Kernel => Action::Resume,
+        },
+        Exit::Shutdown => Action::Fault(Fault::TripleFault),
+        Exit::FailEntry { reason } => Action::Fault(Fault::FailedEntry(reason)),
+        Exit::InternalError { suberror } => Action::Fault(Fault::InternalError(suberror)),
+        Exit::Debug { .. } => Action::DebugStop,
+        Exit::Interrupted => Action::Kicked,
+        Exit::SystemEvent { kind } => Action::Fault(Fault::SystemEvent(kind)),
+        Exit::Other { ref reason } => Action::Fault(Fault::Unhandled(reason.clone())),
+    }
+}
+
+fn is_com1(port: u16) -> bool {
+    (serial::COM1..serial::COM1 + 8).contains(&port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MachineKind::*;
+
+    fn out(port: u16, value: u32) -> Exit {
+        Exit::IoOut { port, size: 1, value }
+    }
+
+    #[test]
+    fn hypercalls_decode_from_al() {
+        assert_eq!(decide(&out(0x500, 0x00), Flat), Action::Hypercall(Hypercall::Exit));
+        assert_eq!(decide(&out(0x500, 0x01), Flat), Action::Hypercall(Hypercall::Putchar));
+        assert_eq!(decide(&out(0x500, 0x02), Flat), Action::Hypercall(Hypercall::Getchar));
+        assert_eq!(decide(&out(0x500, 0x7f), Flat), Action::Fault(Fault::UnknownHypercall(0x7f)));
+        assert_eq!(decide(&Exit::IoIn { port: 0x500, size: 1 }, Flat), Action::HypercallIn);
+    }
+
+    #[test]
+    fn uart_ports_map_to_register_offsets() {
+        assert_eq!(decide(&out(0x3f8, 0x41), Flat), Action::SerialWrite { offset: 0, value: 0x41 });
+        assert_eq!(decide(&Exit::IoIn { port: 0x3fd, size: 1 }, Kernel), Action::SerialRead { offset: 5 });
+        assert_eq!(decide(&out(0x3f7, 0), Flat), Action::Unclaimed);
+        assert_eq!(decide(&out(0x400, 0), Flat), Action::Unclaimed);
+    }
+
+    #[test]
+    fn unknown_ports_and_mmio_are_unclaimed() {
+        assert_eq!(decide(&Exit::IoIn { port: 0x60, size: 1 }, Flat), Action::Unclaimed);
+        assert_eq!(decide(&Exit::MmioRead { addr: 0xfee0_0000, len: 4 }, Kernel), Action::Unclaimed);
+        assert_eq!(decide(&Exit::MmioWrite { addr: 0xb8000, len: 2, value: 7 }, Kernel), Action::Unclaimed);
+    }
+
+    #[test]
+    fn hlt_ends_flat_guests_only() {
+        assert_eq!(decide(&Exit::Hlt, Flat), Action::Done);
+        assert_eq!(decide(&Exit::Hlt, Kernel), Action::Resume);
+    }
+
+    #[test]
+    fn faults_are_named() {
+        assert_eq!(decide(&Exit::Shutdown, Flat), Action::Fault(Fault::TripleFault));
+        assert_eq!(decide(&Exit::FailEntry { reason: 7 }, Flat), Action::Fault(Fault::FailedEntry(7)));
+        assert_eq!(decide(&Exit::InternalError { suberror: 1 }, Kernel), Action::Fault(Fault::InternalError(1)));
+        assert!(Fault::TripleFault.to_string().contains("triple fault"));
+        assert!(Fault::UnknownHypercall(0x7f).to_string().contains("0x7f"));
+    }
+
+    #[test]
+    fn debug_and_kicks() {
+        assert_eq!(decide(&Exit::Debug { exception: 1, pc: 0, dr6: 0x4000 }, Flat), Action::DebugStop);
+        assert_eq!(decide(&Exit::Interrupted, Flat), Action::Kicked);
+    }
+}

@@ -1,0 +1,150 @@
+//! The KVM boundary: opening /dev/kvm, creating the VM and its interrupt controllers, CPUID, and
+//! kicking a vCPU out of KVM_RUN. Every `unsafe` block of minikvm lives below this module.
+
+pub mod memory;
+pub mod vcpu;
+
+use crate::error::{Error, KvmContext, Result};
+use kvm_bindings::{kvm_pit_config, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use std::cell::Cell;
+use std::sync::Once;
+
+/// Opens /dev/kvm with a message that says what to do when it fails.
+pub fn open() -> Result<Kvm> {
+    let kvm = Kvm::new().map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
+    let version = kvm.get_api_version();
+    if version != 12 {
+        return Err(Error::Host(format!("unsupported KVM API version {version} (minikvm needs 12)")));
+    }
+    Ok(kvm)
+}
+
+/// Adds the in-kernel PIC pair, IOAPIC and PIT: what a PC kernel expects to find.
+/// Must run before any vCPU is created.
+pub fn add_pc_interrupts(vm: &VmFd) -> Result<()> {
+    vm.create_irq_chip().during("creating the in-kernel interrupt controllers")?;
+    let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+    vm.create_pit2(pit).during("creating the in-kernel PIT")?;
+    Ok(())
+}
+
+/// The 12-byte signature minikvm reports in CPUID leaf 0x40000000 (EBX, ECX, EDX).
+pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"minikvm\0\0\0\0\0";
+
+/// KVM's supported CPUID, plus the hypervisor-present bit and our own signature leaf.
+pub fn guest_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId> {
+    let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).during("reading the supported CPUID")?;
+    let word = |i: usize| u32::from_le_bytes(HYPERVISOR_SIGNATURE[i..i + 4].try_into().unwrap_or([0; 4]));
+    for e in cpuid.as_mut_slice() {
+        match e.function {
+            1 => {
+                e.ecx |= 1 << 31; // "running under a hypervisor"
+                e.ebx = (e.ebx & 0x00ff_ffff) | ((vcpu_id as u32) << 24); // initial APIC ID
+            }
+            0x4000_0000 => {
+                e.eax = 0x4000_0000;
+                e.ebx = word(0);
+                e.ecx = word(4);
+                e.edx = word(8);
+            }
+            _ => {}
+        }
+    }
+    if !cpuid.as_slice().iter().any(|e| e.function == 0x4000_0000) {
+        let entry = kvm_bindings::kvm_cpuid_entry2 {
+            function: 0x4000_0000,
+            eax: 0x4000_0000,
+            ebx: word(0),
+            ecx: word(4),
+            edx: word(8),
+            ..Default::default()
+        };
+        cpuid.push(entry).map_err(|_| Error::Host("CPUID table is full".into()))?;
+    }
+    Ok(cpuid)
+}
+
+/// Routes the PIC's interrupts into the vCPU's local APIC (LINT0 as ExtINT, LINT1 as NMI), as a
+/// PC BIOS leaves it; without this a kernel using the 8259 would never see an interrupt.
+pub fn route_pic_to_lapic(vcpu: &VcpuFd) -> Result<()> {
+    const LVT_LINT0: usize = 0x350;
+    const LVT_LINT1: usize = 0x360;
+    const EXTINT: u32 = 0x700;
+    const NMI: u32 = 0x400;
+    let mut lapic = vcpu.get_lapic().during("reading the local APIC")?;
+    for (off, mode) in [(LVT_LINT0, EXTINT), (LVT_LINT1, NMI)] {
+        let mut bytes = [0u8; 4];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = lapic.regs[off + i] as u8;
+        }
+        let v = (u32::from_le_bytes(bytes) & !0x0001_0700) | mode; // unmask, set delivery mode
+        for (i, b) in v.to_le_bytes().iter().enumerate() {
+            lapic.regs[off + i] = *b as _;
+        }
+    }
+    vcpu.set_lapic(&lapic).during("writing the local APIC")?;
+    Ok(())
+}
+
+// ----- kicking a vCPU out of KVM_RUN ---------------------------------------------------------
+//
+// A kick is a signal to the vCPU's thread whose handler sets `immediate_exit` in that thread's
+// kvm_run. If the signal lands while the guest runs, KVM_RUN returns EINTR; if it lands just
+// before KVM_RUN, immediate_exit makes KVM_RUN return at once. Either way no kick is lost, and
+// nothing has to poll.
+
+thread_local! {
+    static KVM_RUN_PTR: Cell<*mut kvm_bindings::kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The real-time signal used for kicks.
+pub fn kick_signal() -> libc::c_int {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let ptr = KVM_RUN_PTR.with(|p| p.get());
+    if !ptr.is_null() {
+        // SAFETY: the pointer was set by this same thread to its vCPU's kvm_run mapping, which
+        // stays mapped until the thread clears the pointer (see `KickTarget::drop`). A volatile
+        // byte store is async-signal-safe.
+        unsafe { std::ptr::addr_of_mut!((*ptr).immediate_exit).write_volatile(1) };
+    }
+}
+
+/// Installs the kick handler once per process.
+pub fn install_kick_handler() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let mut res = Ok(());
+    ONCE.call_once(|| {
+        res = vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
+            .map_err(|e| Error::Host(format!("cannot install the vCPU kick signal handler: {e}")));
+    });
+    res
+}
+
+/// While alive, kicks delivered to this thread set `immediate_exit` of `vcpu`.
+pub struct KickTarget;
+
+impl KickTarget {
+    pub fn new(vcpu: &mut VcpuFd) -> Self {
+        let run: *mut kvm_bindings::kvm_run = vcpu.get_kvm_run();
+        KVM_RUN_PTR.with(|p| p.set(run));
+        KickTarget
+    }
+}
+
+impl Drop for KickTarget {
+    fn drop(&mut self) {
+        KVM_RUN_PTR.with(|p| p.set(std::ptr::null_mut()));
+    }
+}
+
+/// Sends a kick to a vCPU thread.
+pub fn kick(thread: &std::thread::JoinHandle<impl Send>) {
+    use vmm_sys_util::signal::Killable;
+    if let Err(e) = thread.kill(kick_signal()) {
+        log::debug!("kick failed (thread already gone?): {e}");
+    }
+}

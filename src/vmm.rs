@@ -1,0 +1,384 @@
+//! Assemble a VM from a [`Config`], run its vCPUs on their own threads, and decide the outcome.
+//!
+//! The controller (this thread) only waits for events — a vCPU ended, stdin ended or asked to quit,
+//! a signal, a deadline — and stops the vCPUs by setting their stop flag and kicking them.
+
+use crate::boot::{self, BootPlan, MachineKind};
+use crate::cli::{ColorChoice, RunArgs};
+use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
+use crate::devices::serial::COM1_IRQ;
+use crate::devices::stdin::{self, InputEvent, RawTerminal};
+use crate::error::{Error, ExitStatus, KvmContext, Result};
+use crate::exit::Fault;
+use crate::guests::{self, Guest};
+use crate::kvm::{
+    self,
+    memory::GuestRam,
+    vcpu::{Vcpu, VcpuControl, VcpuEnd},
+};
+use crate::stats;
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Everything a run needs, checked and loaded.
+pub struct Config {
+    pub names: Vec<String>,
+    pub plan: BootPlan,
+    /// ELF with symbols of the first guest, if known (offered to gdb).
+    pub elf_path: Option<String>,
+    pub stats: bool,
+    pub timeout: Option<Duration>,
+    pub color: bool,
+    pub eof_grace: Duration,
+    pub gdb: Option<String>,
+}
+
+impl Config {
+    /// Checks the command line and loads the guests.
+    pub fn from_args(args: &RunArgs) -> Result<Config> {
+        let secs = |v: f64, what: &str| {
+            if v.is_finite() && v > 0.0 && v < 1e9 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(Error::usage(format!("{what} must be a positive number of seconds")))
+            }
+        };
+        let timeout = args.timeout.map(|t| secs(t, "--timeout")).transpose()?;
+        let eof_grace = secs(args.eof_grace, "--eof-grace")?;
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        let mem_mib = |default: u64| -> Result<u64> {
+            let m = args.mem.map(u64::from).unwrap_or(default);
+            if !(2..=3072).contains(&m) {
+                return Err(Error::usage("--mem must be between 2 and 3072 MiB"));
+            }
+            Ok(m << 20)
+        };
+        let (names, plan, elf_path) = if let Some(path) = &args.paging {
+            let g = guests::resolve(&path.to_string_lossy())?;
+            let load = args.load.unwrap_or(boot::seed_paging::DEFAULT_LOAD);
+            let entry = args.entry.unwrap_or(boot::seed_paging::DEFAULT_ENTRY);
+            let mem = mem_mib(boot::seed_paging::DEFAULT_MEM >> 20)?;
+            let plan = boot::seed_paging::plan(&g.bytes, load, entry, mem)
+                .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
+            (vec![g.name], plan, None)
+        } else {
+            if args.guests.is_empty() {
+                return Err(Error::usage(
+                    "no guest given: try `minikvm hello`, or `minikvm list` for the built-in guests",
+                ));
+            }
+            if args.guests.len() > boot::realmode::MAX_GUESTS {
+                return Err(Error::usage(format!(
+                    "{} guests given, but minikvm runs at most {} at once (one vCPU each)",
+                    args.guests.len(),
+                    boot::realmode::MAX_GUESTS
+                )));
+            }
+            let loaded: Vec<Guest> = args.guests.iter().map(|a| guests::resolve(a)).collect::<Result<_>>()?;
+            let kernels = loaded.iter().filter(|g| boot::multiboot::looks_like_elf(&g.bytes)).count();
+            if kernels > 0 {
+                if loaded.len() > 1 {
+                    return Err(Error::usage("an ELF kernel runs alone: give one kernel, or 1 to 4 flat binaries"));
+                }
+                let g = &loaded[0];
+                let plan = boot::multiboot::plan(&g.bytes, mem_mib(32)?)
+                    .map_err(|e| Error::usage(format!("{}: {e}", g.name)))?;
+                (vec![g.name.clone()], plan, g.elf_path.clone())
+            } else {
+                for g in &loaded {
+                    guests::check_flat_size(g)?;
+                }
+                let names = loaded.iter().map(|g| g.name.clone()).collect();
+                let elf = loaded[0].elf_path.clone();
+                (names, boot::realmode::plan(loaded.into_iter().map(|g| g.bytes).collect()), elf)
+            }
+        };
+        Ok(Config { names, plan, elf_path, stats: args.stats, timeout, color, eof_grace, gdb: args.gdb.clone() })
+    }
+}
+
+enum Event {
+    Ended(usize, VcpuEnd),
+    Input(InputEvent),
+    Signal(i32),
+}
+
+impl From<InputEvent> for Event {
+    fn from(e: InputEvent) -> Self {
+        Event::Input(e)
+    }
+}
+
+/// Why the controller stopped the run, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Timeout,
+    InputEnded,
+    User,
+    Fault,
+}
+
+/// Builds the VM and its vCPUs (nothing runs yet).
+pub struct Machine {
+    // Field order matters: vCPUs and the VM go before the memory they map.
+    pub vcpus: Vec<Vcpu>,
+    pub vm: Arc<kvm_ioctls::VmFd>,
+    pub ram: Arc<GuestRam>,
+    pub console: Arc<Console>,
+    pub kind: MachineKind,
+    pub uses_paging: bool,
+}
+
+impl Machine {
+    pub fn build(cfg: &Config, console: Arc<Console>) -> Result<Machine> {
+        let kvm = kvm::open()?;
+        let vm = Arc::new(kvm.create_vm().during("creating the VM")?);
+        log::info!("created a VM (KVM API {})", kvm.get_api_version());
+        // Intel VMX needs three pages for its real-mode helper TSS; put them out of the guest's way.
+        vm.set_tss_address(0xfffb_d000).during("setting the TSS address")?;
+        let plan = &cfg.plan;
+        if plan.kind == MachineKind::Kernel {
+            kvm::add_pc_interrupts(&vm)?;
+            log::info!("added the in-kernel 8259 PIC pair, IOAPIC, LAPIC and 8254 PIT");
+            let vm2 = vm.clone();
+            console.connect_irq(Box::new(move |level| {
+                if let Err(e) = vm2.set_irq_line(COM1_IRQ, level) {
+                    log::warn!("raising IRQ{COM1_IRQ} failed: {e}");
+                }
+            }));
+        }
+        let ram = Arc::new(GuestRam::new(&vm, &plan.memory)?);
+        for (gpa, bytes) in &plan.images {
+            ram.write(*gpa, bytes).map_err(Error::usage)?;
+            log::info!("loaded {} bytes at GPA {gpa:#x}", bytes.len());
+        }
+        let sync = Vcpu::host_has_sync_regs(&kvm);
+        let mut vcpus = Vec::new();
+        for (i, start) in plan.cpus.iter().enumerate() {
+            let fd = vm.create_vcpu(i as u64).during("creating a vCPU")?;
+            fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
+            if plan.kind == MachineKind::Kernel {
+                kvm::route_pic_to_lapic(&fd)?;
+            }
+            let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), sync);
+            vcpu.set_start(start)?;
+            vcpus.push(vcpu);
+        }
+        Ok(Machine { vcpus, vm, ram, console, kind: plan.kind, uses_paging: plan.uses_paging })
+    }
+}
+
+/// Runs a configured VM to the end and returns the exit status to report.
+pub fn run(cfg: Config) -> Result<ExitStatus> {
+    if cfg.gdb.is_some() {
+        return Err(Error::usage("--gdb: the GDB stub is not built into this version yet"));
+    }
+    let console = Console::new(Box::new(std::io::stdout()), cfg.color, !std::io::stdin().is_terminal());
+    let machine = Machine::build(&cfg, console.clone())?;
+    if cfg.names.len() > 1 {
+        print_legend(&cfg.names, cfg.color);
+    }
+    kvm::install_kick_handler()?;
+    let (tx, rx) = mpsc::channel::<Event>();
+
+    let uses_paging = machine.uses_paging;
+    let mut controls: Vec<Arc<VcpuControl>> = Vec::new();
+    let mut stats_refs = Vec::new();
+    let mut threads = Vec::new();
+    for mut vcpu in machine.vcpus {
+        controls.push(vcpu.ctl.clone());
+        stats_refs.push((vcpu.id, vcpu.name.clone(), vcpu.stats.clone()));
+        let tx = tx.clone();
+        let id = vcpu.id;
+        let handle = std::thread::Builder::new()
+            .name(format!("vcpu{id}"))
+            .spawn(move || {
+                let end = vcpu.run();
+                let _ = tx.send(Event::Ended(id, end));
+            })
+            .map_err(|e| Error::Host(format!("cannot start a vCPU thread: {e}")))?;
+        threads.push(handle);
+    }
+
+    let _raw = RawTerminal::enter();
+    let interactive = _raw.is_some();
+    stdin::spawn_reader(console.clone(), interactive, tx.clone())
+        .map_err(|e| Error::Host(format!("cannot start the stdin thread: {e}")))?;
+    spawn_signal_thread(tx.clone())?;
+    drop(tx);
+
+    let started = Instant::now();
+    let deadline = cfg.timeout.map(|t| started + t);
+    let mut ends: Vec<Option<VcpuEnd>> = vec![None; threads.len()];
+    let mut stop: Option<StopReason> = None;
+    let mut stdin_ended = false;
+    let stop_all =
+        |controls: &[Arc<VcpuControl>], threads: &[std::thread::JoinHandle<()>], ends: &[Option<VcpuEnd>]| {
+            console.close();
+            for (i, c) in controls.iter().enumerate() {
+                if ends[i].is_none() {
+                    c.stop.store(true, Ordering::Release);
+                    kvm::kick(&threads[i]);
+                }
+            }
+        };
+    while ends.iter().any(Option::is_none) {
+        // Wake for the deadline, or (after stdin ended) to watch for a guest starving on input.
+        let mut wait = Duration::from_secs(3600);
+        if let (Some(d), None) = (deadline, stop) {
+            wait = wait.min(d.saturating_duration_since(Instant::now()));
+        }
+        if stdin_ended && stop.is_none() {
+            wait = wait.min(Duration::from_millis(100));
+        }
+        if stop.is_some() {
+            wait = wait.min(Duration::from_millis(50)); // re-kick vCPUs that have not stopped yet
+        }
+        match rx.recv_timeout(wait) {
+            Ok(Event::Ended(i, end)) => {
+                log::info!("vCPU {i} ({}) ended: {end:?}", cfg.names[i]);
+                let bad = matches!(end, VcpuEnd::Fault { .. } | VcpuEnd::HostError(_));
+                ends[i] = Some(end);
+                if bad && stop.is_none() {
+                    stop = Some(StopReason::Fault);
+                    stop_all(&controls, &threads, &ends);
+                }
+            }
+            Ok(Event::Input(InputEvent::Quit)) => {
+                eprintln!("\r\nminikvm: quit (Ctrl-A x)\r");
+                stop.get_or_insert(StopReason::User);
+                stop_all(&controls, &threads, &ends);
+            }
+            Ok(Event::Input(InputEvent::Eof)) => stdin_ended = true,
+            Ok(Event::Signal(sig)) => {
+                eprintln!("\r\nminikvm: stopped by signal {sig}\r");
+                stop.get_or_insert(StopReason::User);
+                stop_all(&controls, &threads, &ends);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if stop.is_some() {
+                    stop_all(&controls, &threads, &ends);
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    stop = Some(StopReason::Timeout);
+                    stop_all(&controls, &threads, &ends);
+                } else if stdin_ended
+                    && console.waiting_on_closed_input()
+                    && console.quiet_for() >= cfg.eof_grace.as_secs_f64()
+                {
+                    stop = Some(StopReason::InputEnded);
+                    stop_all(&controls, &threads, &ends);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    console.finish();
+    drop(_raw);
+
+    if cfg.stats {
+        let all: Vec<_> = stats_refs.iter().map(|(id, name, s)| (*id, name.clone(), lock(s).clone())).collect();
+        eprint!("{}", stats::table(&all));
+    }
+    Ok(outcome(&cfg, &ends, stop, started.elapsed(), uses_paging))
+}
+
+/// Reports how the run ended (stderr) and picks the exit status.
+fn outcome(
+    cfg: &Config,
+    ends: &[Option<VcpuEnd>],
+    stop: Option<StopReason>,
+    elapsed: Duration,
+    paging: bool,
+) -> ExitStatus {
+    let mut status = ExitStatus::Ok;
+    for (i, end) in ends.iter().enumerate() {
+        match end {
+            Some(VcpuEnd::Fault { fault, report }) => {
+                eprintln!("minikvm: {report}");
+                if paging && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
+                    eprintln!(
+                        "minikvm: this host's KVM cannot run 32-bit paging (see `minikvm doctor`), so a kernel \
+                         that turns paging on triple-faults here. See the README section \"Hosts whose KVM cannot page\"."
+                    );
+                }
+                status = ExitStatus::GuestFault;
+            }
+            Some(VcpuEnd::HostError(msg)) => {
+                eprintln!("minikvm: {msg}");
+                if status == ExitStatus::Ok {
+                    status = ExitStatus::Host;
+                }
+            }
+            Some(VcpuEnd::Stopped) | None => {}
+            Some(VcpuEnd::Done(_)) => {}
+        }
+        let _ = i;
+    }
+    if status != ExitStatus::Ok {
+        return status;
+    }
+    let running: Vec<String> = ends
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Some(VcpuEnd::Stopped) | None))
+        .map(|(i, _)| format!("`{}` (vCPU {i})", cfg.names[i]))
+        .collect();
+    match stop {
+        Some(StopReason::Timeout) => {
+            eprintln!(
+                "minikvm: timeout after {:.1} s: {} still running, stopped",
+                elapsed.as_secs_f64(),
+                running.join(", ")
+            );
+            ExitStatus::Timeout
+        }
+        Some(StopReason::InputEnded) => {
+            eprintln!(
+                "minikvm: stdin ended and {} kept waiting for input for {:.1} s, stopped",
+                running.join(", "),
+                cfg.eof_grace.as_secs_f64()
+            );
+            ExitStatus::InputEnded
+        }
+        Some(StopReason::User) => ExitStatus::Stopped,
+        Some(StopReason::Fault) | None => ExitStatus::Ok,
+    }
+}
+
+fn print_legend(names: &[String], color: bool) {
+    let mut s = String::from("minikvm:");
+    for (i, n) in names.iter().enumerate() {
+        if color {
+            s += &format!(" {}vCPU {i}: {n}{COLOR_RESET}", VCPU_COLORS[i % VCPU_COLORS.len()]);
+        } else {
+            s += &format!(" [vCPU {i}: {n}]");
+        }
+    }
+    eprintln!("{s}");
+}
+
+fn spawn_signal_thread(tx: mpsc::Sender<Event>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::Host(format!("cannot watch signals: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(Event::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::Host(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
