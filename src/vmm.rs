@@ -162,8 +162,10 @@ impl Machine {
         let mut vcpus = Vec::new();
         for (i, start) in plan.cpus.iter().enumerate() {
             let fd = vm.create_vcpu(i as u64).during("creating a vCPU")?;
-            fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
+            // Real-mode flat guests never ask CPUID anything we would answer differently, and
+            // KVM_SET_CPUID2 is a third of their start-up time; kernels get the full table.
             if plan.kind == MachineKind::Kernel {
+                fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
                 kvm::route_pic_to_lapic(&fd)?;
             }
             let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), sync);
