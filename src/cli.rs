@@ -56,7 +56,7 @@ pub struct RunArgs {
     pub stats: bool,
 
     /// Stop the run after SECS seconds (exit status 3).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub timeout: Option<f64>,
 
     /// Colour each vCPU's output.
@@ -85,7 +85,7 @@ pub struct RunArgs {
 
     /// After stdin ends, how long (seconds) a guest may keep waiting for input before the run
     /// stops with exit status 5.
-    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, allow_negative_numbers = true)]
     pub eof_grace: f64,
 }
 

@@ -34,6 +34,8 @@ pub fn builtin(name: &str) -> Option<&'static BuiltinGuest> {
 #[derive(Debug, Clone)]
 pub struct Guest {
     pub name: String,
+    /// The argument it came from (a built-in name or a path), for messages.
+    pub source: String,
     pub bytes: Vec<u8>,
     pub elf_path: Option<String>,
 }
@@ -48,7 +50,12 @@ pub fn resolve(arg: &str) -> Result<Guest> {
         return load_file(path);
     }
     match builtin(arg) {
-        Some(g) => Ok(Guest { name: g.name.into(), bytes: g.image.to_vec(), elf_path: Some(g.elf_path.into()) }),
+        Some(g) => Ok(Guest {
+            name: g.name.into(),
+            source: arg.into(),
+            bytes: g.image.to_vec(),
+            elf_path: Some(g.elf_path.into()),
+        }),
         None => Err(Error::usage(format!("`{arg}` is neither a file nor a built-in guest (see `minikvm list`)"))),
     }
 }
@@ -70,7 +77,7 @@ fn load_file(path: &Path) -> Result<Guest> {
     }
     let bytes = std::fs::read(path).map_err(|e| Error::usage(format!("{shown}: {e}")))?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| shown.to_string());
-    Ok(Guest { name, bytes, elf_path: None })
+    Ok(Guest { name, source: shown.to_string(), bytes, elf_path: None })
 }
 
 /// Checks that a flat guest fits its 256 KiB window.
@@ -78,7 +85,7 @@ pub fn check_flat_size(g: &Guest) -> Result<()> {
     if g.bytes.len() > WINDOW {
         return Err(Error::usage(format!(
             "{}: {} bytes is larger than a real-mode guest's 256 KiB ({WINDOW} bytes) window",
-            g.name,
+            g.source,
             g.bytes.len()
         )));
     }

@@ -9,9 +9,7 @@ use std::process::Command;
 
 /// Path of the minikvm binary under test.
 pub fn minikvm_bin() -> PathBuf {
-    std::env::var_os("MINIKVM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_minikvm")))
+    std::env::var_os("MINIKVM_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_minikvm")))
 }
 
 /// A `Command` for minikvm with colour off and an empty stdin unless the test sets one.
@@ -38,11 +36,7 @@ pub fn in_nested_lane() -> bool {
 /// Asks `minikvm doctor --probe NAME` whether the host's KVM can do NAME (exit 0 = works).
 /// Probe names: realmode, protected, paging, longmode, singlestep, hwbreak, int3.
 pub fn host_can(probe: &str) -> bool {
-    minikvm_std()
-        .args(["doctor", "--probe", probe])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    minikvm_std().args(["doctor", "--probe", probe]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 /// Skips the calling test (returns true) when the host KVM lacks `probe`, saying so on stderr.

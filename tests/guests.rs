@@ -1,0 +1,408 @@
+//! The real-mode guests, run through the real minikvm binary: each guest's exact output and exit
+//! status (by built-in name and from a file), faults, several guests at once, bad input, and random
+//! bytes as guests.
+//!
+//! The expected outputs are the ones documented in guest/README.md; a change to a guest must change
+//! both.
+
+mod common;
+
+use minikvm::devices::console::{COLOR_RESET, VCPU_COLORS};
+use minikvm::guests::{GuestKind, BUILTIN};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+// The exit statuses the CLI promises (README, "Exit status").
+const OK: i32 = 0;
+const GUEST_FAULT: i32 = 1;
+const USAGE: i32 = 2;
+const TIMEOUT: i32 = 3;
+const INPUT_ENDED: i32 = 5;
+
+const HCTEST_BANNER: &str = "hypercall test: PUTCHAR works, reading a line with GETCHAR\n";
+
+/// One run of one guest: what goes in, what must come out.
+struct Case {
+    /// Distinguishes cases of the same guest in failure messages.
+    label: &'static str,
+    guest: &'static str,
+    args: &'static [&'static str],
+    stdin: Vec<u8>,
+    stdout: Vec<u8>,
+    code: i32,
+    /// Substrings stderr must contain (faults must say what went wrong).
+    stderr_has: &'static [&'static str],
+}
+
+fn case(guest: &'static str, stdout: impl Into<Vec<u8>>, code: i32) -> Case {
+    Case { label: "", guest, args: &[], stdin: Vec::new(), stdout: stdout.into(), code, stderr_has: &[] }
+}
+
+fn counter_output() -> String {
+    (0..10).map(|d| format!("{d}\n")).collect()
+}
+
+fn multiplication_output() -> String {
+    let mut s = String::new();
+    for a in 2..=9 {
+        for b in 1..=9 {
+            s += &format!("{a} x {b} = {}\n", a * b);
+        }
+    }
+    s
+}
+
+fn fibonacci_output() -> String {
+    "0\n1\n1\n2\n3\n5\n8\n13\n21\n34\n55\n89\n144\n233\n377\n".into()
+}
+
+fn cases() -> Vec<Case> {
+    let long_line = "a".repeat(100);
+    vec![
+        case("minimal", "", OK),
+        case("hello", "Hello, KVM!\n", OK),
+        case("counter", counter_output(), OK),
+        case("multiplication", multiplication_output(), OK),
+        case("fibonacci", fibonacci_output(), OK),
+        Case { label: "no input", ..case("hctest", format!("{HCTEST_BANNER}no input was waiting\n"), OK) },
+        Case {
+            label: "one line",
+            stdin: b"hi there\nnot read\n".to_vec(),
+            ..case("hctest", format!("{HCTEST_BANNER}echo: hi there\n"), OK)
+        },
+        Case {
+            label: "line without newline",
+            stdin: b"abc".to_vec(),
+            ..case("hctest", format!("{HCTEST_BANNER}echo: abc\n"), OK)
+        },
+        Case {
+            label: "line over 80 bytes",
+            stdin: format!("{long_line}\n").into_bytes(),
+            ..case("hctest", format!("{HCTEST_BANNER}echo: {}\n", &long_line[..80]), OK)
+        },
+        Case {
+            label: "until quit, all line ends",
+            stdin: b"hello World 42\r\nabc\rq\nquit\nnot echoed\n".to_vec(),
+            ..case("uart-echo", "> HELLO WORLD 42\n> ABC\n> Q\n> QUIT\n", OK)
+        },
+        Case {
+            label: "five lines at most",
+            stdin: b"1\nb\nc\nd\ne\nf\n".to_vec(),
+            ..case("uart-echo", "> 1\n> B\n> C\n> D\n> E\n", OK)
+        },
+        Case {
+            label: "input ends first",
+            args: &["--eof-grace", "0.3"],
+            stdin: b"abc\nde".to_vec(),
+            stderr_has: &["uart-echo"],
+            ..case("uart-echo", "> ABC\n", INPUT_ENDED)
+        },
+        Case { stderr_has: &["triple fault"], ..case("triple-fault", "", GUEST_FAULT) },
+        Case { stderr_has: &["0x7f", "CS:IP"], ..case("bad-hypercall", "", GUEST_FAULT) },
+        Case { args: &["--timeout", "1"], stderr_has: &["timeout"], ..case("spin", "spinning\n", TIMEOUT) },
+        case("uart-bench", ".".repeat(20_000), OK),
+        case("putchar-bench", ".".repeat(20_000), OK),
+    ]
+}
+
+/// Runs minikvm with `args` and `stdin`.
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = common::minikvm();
+    cmd.args(args).write_stdin(stdin.to_vec());
+    cmd.output().expect("minikvm could not be started")
+}
+
+fn show(bytes: &[u8]) -> String {
+    const MAX: usize = 400;
+    let s = String::from_utf8_lossy(bytes);
+    if s.chars().count() > MAX {
+        format!("{:?}… ({} bytes)", s.chars().take(MAX).collect::<String>(), bytes.len())
+    } else {
+        format!("{s:?}")
+    }
+}
+
+/// Checks one finished run against a case; returns what was wrong, if anything.
+fn check(c: &Case, how: &str, out: &Output) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut wrong = Vec::new();
+    if out.status.code() != Some(c.code) {
+        wrong.push(format!("exit status {:?}, expected {}", out.status.code(), c.code));
+    }
+    if out.stdout != c.stdout {
+        wrong.push(format!("stdout {}\n      expected {}", show(&out.stdout), show(&c.stdout)));
+    }
+    for s in c.stderr_has {
+        if !stderr.contains(s) {
+            wrong.push(format!("stderr lacks {s:?}"));
+        }
+    }
+    if stderr.contains("panicked") {
+        wrong.push("minikvm panicked".into());
+    }
+    if wrong.is_empty() {
+        return None;
+    }
+    Some(format!("{} [{}] {how}:\n    {}\n    stderr: {}", c.guest, c.label, wrong.join("\n    "), stderr.trim_end()))
+}
+
+/// The bytes of a built-in flat guest, as the test binary has them (no need for target/ to exist).
+fn image(name: &str) -> &'static [u8] {
+    BUILTIN
+        .iter()
+        .find(|g| g.name == name && g.kind == GuestKind::Flat)
+        .unwrap_or_else(|| panic!("no built-in flat guest `{name}`"))
+        .image
+}
+
+/// Writes a built-in guest's image to `dir/NAME.bin`, so it can be run as a file.
+fn guest_file(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.bin"));
+    std::fs::write(&path, image(name)).expect("writing a guest file");
+    path
+}
+
+#[test]
+fn every_guest_gives_its_exact_output_by_name_and_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = cases();
+    let mut failures = Vec::new();
+    for c in &cases {
+        let file = guest_file(dir.path(), c.guest);
+        let file = file.to_str().unwrap();
+        for (how, guest) in [("by name", c.guest), ("from a file", file)] {
+            let mut args = c.args.to_vec();
+            args.push(guest);
+            failures.extend(check(c, how, &run(&args, &c.stdin)));
+        }
+    }
+    assert!(failures.is_empty(), "{} failing runs:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn the_table_covers_every_builtin_real_mode_guest() {
+    let covered: Vec<&str> = cases().iter().map(|c| c.guest).collect();
+    let missing: Vec<&str> =
+        BUILTIN.iter().filter(|g| g.kind == GuestKind::Flat && !covered.contains(&g.name)).map(|g| g.name).collect();
+    assert!(missing.is_empty(), "guests with no expected output in tests/guests.rs: {missing:?}");
+}
+
+/// True if `merged` is `a` and `b` interleaved, each in its own order, with nothing else.
+fn is_interleaving(merged: &[u8], a: &[u8], b: &[u8]) -> bool {
+    if merged.len() != a.len() + b.len() {
+        return false;
+    }
+    // reach[j]: the first i + j bytes of `merged` can be the first i of `a` and j of `b`.
+    let mut reach = vec![false; b.len() + 1];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            reach[j] = if i == 0 && j == 0 {
+                true
+            } else {
+                let k = i + j - 1;
+                (i > 0 && reach[j] && a[i - 1] == merged[k]) || (j > 0 && reach[j - 1] && b[j - 1] == merged[k])
+            };
+        }
+    }
+    reach[b.len()]
+}
+
+#[test]
+fn interleaving_check_is_sound() {
+    assert!(is_interleaving(b"a1b2", b"ab", b"12"));
+    assert!(is_interleaving(b"12ab", b"ab", b"12"));
+    assert!(!is_interleaving(b"ba12", b"ab", b"12"));
+    assert!(!is_interleaving(b"a1b", b"ab", b"12"));
+}
+
+#[test]
+fn two_guests_run_at_once_and_each_output_is_whole() {
+    let out = run(&["multiplication", "counter"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(OK), "stderr: {stderr}");
+    let (a, b) = (multiplication_output(), counter_output());
+    assert!(
+        is_interleaving(&out.stdout, a.as_bytes(), b.as_bytes()),
+        "stdout is not the two guests' outputs interleaved: {}",
+        show(&out.stdout)
+    );
+    assert!(stderr.contains("multiplication") && stderr.contains("counter"), "no legend: {stderr}");
+}
+
+/// Splits coloured output into the bytes each vCPU printed, by the colour in force for each byte.
+fn by_colour(stdout: &[u8], vcpus: usize) -> Result<Vec<Vec<u8>>, String> {
+    let mut per = vec![Vec::new(); vcpus];
+    let mut current: Option<usize> = None;
+    let mut rest = stdout;
+    let mut ended_with_reset = false;
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == 0x1b {
+            let end = rest.iter().position(|&c| c == b'm').ok_or("unterminated escape sequence")?;
+            let seq = &rest[..=end];
+            current = if seq == COLOR_RESET.as_bytes() {
+                None
+            } else {
+                let i = VCPU_COLORS.iter().position(|c| c.as_bytes() == seq);
+                Some(i.filter(|&i| i < vcpus).ok_or(format!("unexpected escape {:?}", show(seq)))?)
+            };
+            ended_with_reset = current.is_none();
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let i = current.ok_or(format!("byte {:?} printed with no vCPU colour", byte as char))?;
+        per[i].push(byte);
+        ended_with_reset = false;
+        rest = tail;
+    }
+    if !ended_with_reset && !stdout.is_empty() {
+        return Err("coloured output does not end with a colour reset".into());
+    }
+    Ok(per)
+}
+
+#[test]
+fn colour_attributes_every_byte_to_its_vcpu() {
+    let guests = ["hello", "fibonacci", "counter", "multiplication"];
+    let expected = ["Hello, KVM!\n".to_string(), fibonacci_output(), counter_output(), multiplication_output()];
+    let mut args = vec!["--color=always"];
+    args.extend(guests);
+    let out = run(&args, b"");
+    assert_eq!(out.status.code(), Some(OK), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let per = by_colour(&out.stdout, guests.len()).unwrap_or_else(|e| panic!("{e}: {}", show(&out.stdout)));
+    for (i, guest) in guests.iter().enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(&per[i]),
+            expected[i],
+            "bytes in vCPU {i}'s colour are not `{guest}`'s output"
+        );
+    }
+}
+
+#[test]
+fn one_faulting_guest_stops_the_others() {
+    let out = run(&["--timeout", "60", "spin", "triple-fault"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(GUEST_FAULT), "stderr: {stderr}");
+    assert!(stderr.contains("triple fault"), "stderr: {stderr}");
+}
+
+#[test]
+fn timeout_stops_guests_and_keeps_finished_output() {
+    let out = run(&["--timeout", "1", "spin", "hello"], b"");
+    assert_eq!(out.status.code(), Some(TIMEOUT), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(is_interleaving(&out.stdout, b"spinning\n", b"Hello, KVM!\n"), "stdout: {}", show(&out.stdout));
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let empty = d.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let too_big = d.join("too-big.bin");
+    std::fs::write(&too_big, vec![0xf4; 256 * 1024 + 1]).unwrap();
+    let missing = d.join("missing.bin");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let runs: Vec<Vec<String>> = vec![
+        vec![s(&missing)],
+        vec![s(d)],
+        vec![s(&empty)],
+        vec![s(&too_big)],
+        vec!["--no-such-option".into(), "hello".into()],
+        vec!["no-such-guest".into()],
+        vec!["hello".into(); 5],
+        vec!["hello".into(), s(&missing)],
+    ];
+    let mut failures = Vec::new();
+    for args in &runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args, b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let one_line = stderr.ends_with('\n') && stderr.matches('\n').count() == 1;
+        if out.status.code() != Some(USAGE)
+            || !one_line
+            || !out.stdout.is_empty()
+            || stderr.contains("panicked")
+            || stderr.contains("RUST_BACKTRACE")
+        {
+            failures.push(format!(
+                "minikvm {}: exit {:?}, stdout {}, stderr {stderr:?}",
+                args.join(" "),
+                out.status.code(),
+                show(&out.stdout)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "want exit 2 and one line on stderr:\n{}", failures.join("\n"));
+    // The largest guest that fits is accepted (0xf4 is hlt).
+    std::fs::write(&too_big, vec![0xf4; 256 * 1024]).unwrap();
+    let out = run(&[&s(&too_big)], b"");
+    assert_eq!(out.status.code(), Some(OK), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Random bytes as real-mode guests: whatever they do, minikvm ends with a documented status and
+/// never panics. Four guests per run (one VM, four vCPUs) on two threads; a time budget keeps the
+/// test bounded on slow hosts (it says on stderr how many blobs it left out).
+#[test]
+fn random_guests_never_crash_minikvm() {
+    const BLOBS: usize = 1000;
+    const PER_RUN: usize = 4;
+    const THREADS: usize = 2;
+    const BUDGET: Duration = Duration::from_secs(300);
+    const SEED: u64 = 0x6d69_6e69_6b76_6d21;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = fastrand::Rng::with_seed(SEED);
+    let files: Vec<String> = (0..BLOBS)
+        .map(|i| {
+            let path = dir.path().join(format!("blob{i:04}.bin"));
+            let bytes: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
+            std::fs::write(&path, bytes).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect();
+    let batches: Vec<&[String]> = files.chunks(PER_RUN).collect();
+
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| loop {
+                if started.elapsed() > BUDGET {
+                    return;
+                }
+                let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else { return };
+                let mut cmd = common::minikvm();
+                cmd.timeout(Duration::from_secs(30)).arg("--timeout").arg("1").args(batch.iter());
+                let out = cmd.output().expect("minikvm could not be started");
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let code = out.status.code();
+                if !matches!(code, Some(OK | GUEST_FAULT | TIMEOUT | INPUT_ENDED)) || stderr.contains("panicked") {
+                    failures.lock().unwrap().push(format!("{batch:?}: exit {code:?}, stderr {stderr}"));
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    let done = done.into_inner();
+    eprintln!(
+        "random guests: {} of {} runs ({} blobs each) in {:.0?}",
+        done,
+        batches.len(),
+        PER_RUN,
+        started.elapsed()
+    );
+    if done < batches.len() {
+        eprintln!("random guests: time budget {BUDGET:?} spent, {} runs left out", batches.len() - done);
+    }
+    let failures = failures.into_inner().unwrap();
+    if !failures.is_empty() {
+        let kept = dir.keep();
+        panic!("{} runs ended badly (blobs kept in {}):\n{}", failures.len(), kept.display(), failures.join("\n"));
+    }
+}
