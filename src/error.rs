@@ -61,7 +61,7 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(m) => write!(f, "{m}"),
             Error::NoKvm(e) => match e.raw_os_error() {
-                Some(libc::ENOENT) => write!(
+                Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => write!(
                     f,
                     "/dev/kvm does not exist: load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) \
                      and enable virtualization in the firmware"

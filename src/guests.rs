@@ -43,21 +43,23 @@ pub struct Guest {
 /// Biggest kernel file accepted (a Multiboot kernel must fit in guest RAM anyway).
 const MAX_KERNEL_FILE: u64 = 64 << 20;
 
-/// Resolves a GUEST argument: a path if it names a file (or contains a `/`), else a built-in name.
+/// Resolves a GUEST argument. A built-in name wins over a file of the same name in the current
+/// directory (write `./hello` for the file); anything else is a path.
 pub fn resolve(arg: &str) -> Result<Guest> {
-    let path = Path::new(arg);
-    if path.exists() || arg.contains('/') {
-        return load_file(path);
+    if !arg.contains('/') {
+        if let Some(g) = builtin(arg) {
+            return Ok(Guest {
+                name: g.name.into(),
+                source: arg.into(),
+                bytes: g.image.to_vec(),
+                elf_path: Some(g.elf_path.into()),
+            });
+        }
+        if !Path::new(arg).exists() {
+            return Err(Error::usage(format!("`{arg}` is neither a file nor a built-in guest (see `minikvm list`)")));
+        }
     }
-    match builtin(arg) {
-        Some(g) => Ok(Guest {
-            name: g.name.into(),
-            source: arg.into(),
-            bytes: g.image.to_vec(),
-            elf_path: Some(g.elf_path.into()),
-        }),
-        None => Err(Error::usage(format!("`{arg}` is neither a file nor a built-in guest (see `minikvm list`)"))),
-    }
+    load_file(Path::new(arg))
 }
 
 fn load_file(path: &Path) -> Result<Guest> {

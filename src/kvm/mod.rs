@@ -10,9 +10,14 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use std::cell::Cell;
 use std::sync::Once;
 
-/// Opens /dev/kvm with a message that says what to do when it fails.
+/// Opens /dev/kvm (or `$MINIKVM_KVM_DEVICE`, for tests and unusual setups) with a message that
+/// says what to do when it fails.
 pub fn open() -> Result<Kvm> {
-    let kvm = Kvm::new().map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
+    use std::os::unix::ffi::OsStringExt;
+    let path = std::env::var_os("MINIKVM_KVM_DEVICE").unwrap_or_else(|| "/dev/kvm".into());
+    let path =
+        std::ffi::CString::new(path.into_vec()).map_err(|_| Error::usage("MINIKVM_KVM_DEVICE contains a NUL byte"))?;
+    let kvm = Kvm::new_with_path(&path).map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
     let version = kvm.get_api_version();
     if version != 12 {
         return Err(Error::Host(format!("unsupported KVM API version {version} (minikvm needs 12)")));

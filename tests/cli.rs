@@ -1,0 +1,178 @@
+//! The command line around the guests: verbosity, statistics, doctor, list, host errors, signals.
+
+mod common;
+
+use common::{minikvm, minikvm_std};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn verbose_shows_setup_and_very_verbose_every_exit() {
+    let out = minikvm().args(["-v", "hello"]).output().unwrap();
+    assert!(out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("memory slot 0: GPA 0x00000..0x40000"), "{err}");
+    assert!(err.contains("vCPU 0 (hello): CS=0x0000"), "{err}");
+    assert!(!err.contains("exit io-out"), "-v must not list exits: {err}");
+
+    let out = minikvm().args(["-vv", "hello"]).output().unwrap();
+    assert_eq!(out.stdout, b"Hello, KVM!\n", "guest output stays on stdout alone");
+    let err = stderr_of(&out);
+    let io_exits = err.lines().filter(|l| l.contains("exit io-out") && l.contains("port: 1280")).count();
+    assert_eq!(io_exits, 12, "one exit per PUTCHAR: {err}");
+    assert_eq!(err.lines().filter(|l| l.contains("exit hlt")).count(), 1, "{err}");
+    assert!(err.contains("CS:IP 0000:"), "exits name CS:IP: {err}");
+}
+
+#[test]
+fn stats_table_counts_exits_hypercalls_and_ports() {
+    let out = minikvm().args(["--stats", "hello"]).output().unwrap();
+    assert!(out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("vCPU 0 (hello): 13 exits"), "{err}");
+    let row = |prefix: &str| err.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_default().to_string();
+    assert!(row("0x01 PUTCHAR").ends_with(" 12"), "{err}");
+    assert!(row("0x0500 out").ends_with(" 12"), "{err}");
+    assert!(row("hlt").ends_with(" 1"), "{err}");
+    assert!(err.contains("in the guest (KVM_RUN"), "{err}");
+
+    let out = minikvm().args(["--stats", "counter"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert!(row_of(&err, "0x03f8 out").ends_with(" 20"), "twenty THR writes (digit + newline): {err}");
+    assert!(row_of(&err, "0x03fd in").split_whitespace().last().unwrap().parse::<u32>().unwrap() >= 20, "{err}");
+}
+
+fn row_of(text: &str, prefix: &str) -> String {
+    text.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_default().to_string()
+}
+
+#[test]
+fn doctor_lists_every_probe_and_answers_single_probes() {
+    let out = minikvm().arg("doctor").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("KVM API version 12"), "{text}");
+    let rows = [
+        ("realmode", "real mode (16-bit)"),
+        ("protected", "32-bit protected mode, paging off"),
+        ("paging", "32-bit paging"),
+        ("longmode", "64-bit long mode"),
+        ("singlestep", "single-step"),
+        ("hwbreak", "hardware breakpoints"),
+        ("int3", "int3 interception"),
+    ];
+    for (probe, what) in rows {
+        let probes = text.split("Probes").nth(1).unwrap_or_default();
+        let line = probes.lines().find(|l| l.contains(what)).unwrap_or_else(|| panic!("no row for {what}: {text}"));
+        let works = line.trim_start().starts_with("works");
+        assert!(works || line.trim_start().starts_with("does not work"), "{line}");
+        // The table and the single probe must agree.
+        let single = minikvm().args(["doctor", "--probe", probe]).output().unwrap();
+        assert_eq!(single.status.success(), works, "probe {probe} disagrees with the table: {line}");
+    }
+    // Every real KVM runs real mode, so that probe must pass here and in the nested lane.
+    minikvm().args(["doctor", "--probe", "realmode"]).assert().code(0);
+    minikvm().args(["doctor", "--probe", "protected"]).assert().code(0);
+    let out = minikvm().args(["doctor", "--probe", "teleport"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("unknown probe `teleport`"));
+}
+
+#[test]
+fn list_names_every_builtin_guest_with_paths() {
+    let out = minikvm().arg("list").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for g in minikvm::guests::BUILTIN {
+        let line = text.lines().find(|l| l.split_whitespace().next() == Some(g.name)).expect("guest listed");
+        assert!(line.contains(g.description));
+    }
+    assert_eq!(text.matches("  binary: ").count(), minikvm::guests::BUILTIN.len());
+    assert_eq!(text.matches("  elf:    ").count(), minikvm::guests::BUILTIN.len());
+}
+
+#[test]
+fn missing_kvm_device_says_what_to_do() {
+    let out = minikvm().env("MINIKVM_KVM_DEVICE", "/nonexistent/kvm").arg("hello").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("modprobe"), "{err}");
+}
+
+#[test]
+fn no_permission_on_kvm_says_what_to_do() {
+    // Only root can drop to another user to see a permission error; others already see it or not.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false);
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !root || !setpriv.exists() {
+        eprintln!("SKIPPED no_permission_on_kvm_says_what_to_do: needs root and /usr/bin/setpriv to drop privileges");
+        return;
+    }
+    let out = std::process::Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::minikvm_bin())
+        .arg("hello")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("kvm` group"), "{err}");
+}
+
+#[test]
+fn fault_report_names_guest_reason_place_and_registers() {
+    let out = minikvm().arg("bad-hypercall").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    for needle in [
+        "guest `bad-hypercall` (vCPU 0)",
+        "0x7f",
+        "CS:IP 0000:",
+        "EAX=0000007f",
+        "EDX=00000500",
+        "CR0=",
+        "CR3=",
+        "CR4=",
+    ] {
+        assert!(err.contains(needle), "missing {needle}: {err}");
+    }
+}
+
+#[test]
+fn sigterm_stops_a_running_guest_with_status_6() {
+    let mut child =
+        minikvm_std().arg("spin").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(6));
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "minikvm did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"spinning\n");
+    assert!(stderr_of(&out).contains("stopped by signal 15"));
+}
+
+#[test]
+fn a_kernel_runs_alone() {
+    let Some(os) = minikvm::guests::builtin("os-1k") else {
+        eprintln!("SKIPPED a_kernel_runs_alone: the 1K OS is not built into this minikvm");
+        return;
+    };
+    let out = minikvm().args([os.name, "hello"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("runs alone"));
+}
