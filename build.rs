@@ -3,6 +3,7 @@
 //! * `guest/*.S` — real-mode flat guests. Each is assembled with `as --32`, linked at address 0 with
 //!   `guest/guest.ld` into an ELF (kept, with symbols, for gdb) and cut to a flat binary with
 //!   `objcopy -O binary`. The first line of each file is `# minikvm-guest: <one-line description>`.
+//! * `guest/seed/*.S` — flat 32-bit kernels for `--paging` (seed compatibility mode).
 //! * `os-1k/` — the 1K OS. Every `.c` and `.S` below it is compiled with `gcc -m32 -ffreestanding`
 //!   and linked with `os-1k/kernel.ld` into one Multiboot ELF32 kernel, `kernel.elf`.
 //!
@@ -47,6 +48,7 @@ fn main() {
         )
         .ok();
     }
+    seed_kernels(&root, &dest);
     if let Some(elf) = os_1k(&root, &dest) {
         writeln!(
             table,
@@ -106,6 +108,23 @@ fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
         });
     }
     guests
+}
+
+/// `guest/seed/*.S`: flat 32-bit kernels for the seed compatibility mode (`--paging FILE`), linked
+/// at its default entry 0x80001000 and left as `target/<profile>/guests/seed/NAME.bin`.
+fn seed_kernels(root: &Path, dest: &Path) {
+    let Ok(rd) = fs::read_dir(root.join("guest/seed")) else { return };
+    let out = dest.join("seed");
+    fs::create_dir_all(&out).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
+    for src in rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "S")) {
+        let name = src.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let obj = out.join(format!("{name}.o"));
+        run(Command::new("as").args(["--32", "-o"]).arg(&obj).arg(&src));
+        run(Command::new("ld")
+            .args(["-m", "elf_i386", "-Ttext", "0x80001000", "--oformat", "binary", "-o"])
+            .arg(out.join(format!("{name}.bin")))
+            .arg(&obj));
+    }
 }
 
 fn os_1k(root: &Path, dest: &Path) -> Option<String> {
