@@ -176,3 +176,28 @@ fn a_kernel_runs_alone() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("runs alone"));
 }
+
+/// A hypercall costs one KVM_RUN round trip: BL comes from sync_regs, never from KVM_GET_REGS.
+#[test]
+fn putchar_reads_registers_without_extra_ioctls() {
+    let strace = std::path::Path::new("/usr/bin/strace");
+    if !strace.exists() {
+        eprintln!(
+            "SKIPPED putchar_reads_registers_without_extra_ioctls: needs /usr/bin/strace (Debian package strace)"
+        );
+        return;
+    }
+    let out = std::process::Command::new(strace)
+        .args(["-f", "-e", "trace=ioctl", "-o", "/dev/stderr"])
+        .arg(common::minikvm_bin())
+        .arg("hello")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let trace = stderr_of(&out);
+    assert_eq!(out.stdout, b"Hello, KVM!\n");
+    let runs = trace.lines().filter(|l| l.contains("KVM_RUN")).count();
+    let get_regs = trace.lines().filter(|l| l.contains("KVM_GET_REGS")).count();
+    assert_eq!(runs, 13, "12 PUTCHAR exits + hlt: {trace}");
+    assert_eq!(get_regs, 0, "PUTCHAR must not call KVM_GET_REGS: {trace}");
+}
