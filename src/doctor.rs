@@ -106,7 +106,6 @@ struct ProbeSetup {
     debug: Option<kvm_guest_debug>,
 }
 
-
 /// Runs a probe guest for at most two seconds and returns its first interesting exit.
 fn run_probe(kvm: &Kvm, setup: ProbeSetup) -> std::result::Result<Seen, String> {
     let err = |e: crate::error::Error| e.to_string();

@@ -10,7 +10,9 @@ use crate::devices::serial::COM1_IRQ;
 use crate::devices::stdin::{self, InputEvent, RawTerminal};
 use crate::error::{Error, ExitStatus, KvmContext, Result};
 use crate::exit::Fault;
+use crate::gdb::{self, SessionEnd};
 use crate::guests::{self, Guest};
+use crate::kvm::vcpu::{DebugEvent, DebugLink, DebugRequest};
 use crate::kvm::{
     self,
     memory::GuestRam,
@@ -105,6 +107,8 @@ impl Config {
 
 enum Event {
     Ended(usize, VcpuEnd),
+    /// The gdb session is over.
+    Gdb(SessionEnd),
     Input(InputEvent),
     Signal(i32),
 }
@@ -178,11 +182,12 @@ impl Machine {
 
 /// Runs a configured VM to the end and returns the exit status to report.
 pub fn run(cfg: Config) -> Result<ExitStatus> {
-    if cfg.gdb.is_some() {
-        return Err(Error::usage("--gdb: the GDB stub is not built into this version yet"));
-    }
     let console = Console::new(Box::new(std::io::stdout()), cfg.color, !std::io::stdin().is_terminal());
     let machine = Machine::build(&cfg, console.clone())?;
+    let mut debug = match &cfg.gdb {
+        Some(spec) => Some(GdbWiring::new(spec, &machine, cfg.elf_path.as_deref())?),
+        None => None,
+    };
     if cfg.names.len() > 1 {
         print_legend(&cfg.names, cfg.color);
     }
@@ -198,45 +203,67 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         stats_refs.push((vcpu.id, vcpu.name.clone(), vcpu.stats.clone()));
         let tx = tx.clone();
         let id = vcpu.id;
+        // Under gdb the vCPU starts paused and serves the stub (see crate::gdb).
+        let link = debug.as_mut().map(|d| d.link(&vcpu));
         let handle = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
             .spawn(move || {
-                let end = vcpu.run();
+                let end = match link {
+                    Some(link) => vcpu.run_debug(link),
+                    None => vcpu.run(),
+                };
                 let _ = tx.send(Event::Ended(id, end));
             })
             .map_err(|e| Error::Host(format!("cannot start a vCPU thread: {e}")))?;
+        let handle = Arc::new(handle);
+        if let Some(d) = debug.as_mut() {
+            d.thread_started(id, handle.clone());
+        }
         threads.push(handle);
     }
+    // The stub runs on its own thread and reports how the session ended.
+    let stoppers = debug.as_ref().map(GdbWiring::stoppers).unwrap_or_default();
 
     let _raw = RawTerminal::enter();
     let interactive = _raw.is_some();
     stdin::spawn_reader(console.clone(), interactive, tx.clone())
         .map_err(|e| Error::Host(format!("cannot start the stdin thread: {e}")))?;
     spawn_signal_thread(tx.clone())?;
+    // Only now, with signals handled, tell the user (and tests) that gdb may connect.
+    let mut gdb_attached = false;
+    if let Some(d) = debug.take() {
+        d.spawn(cfg.elf_path.clone(), tx.clone())?;
+        gdb_attached = true;
+    }
     drop(tx);
 
     let started = Instant::now();
-    let deadline = cfg.timeout.map(|t| started + t);
+    // While gdb is attached, time at its prompt counts for nothing: the timeout starts on detach.
+    let mut deadline = cfg.timeout.filter(|_| !gdb_attached).map(|t| started + t);
     let mut ends: Vec<Option<VcpuEnd>> = vec![None; threads.len()];
     let mut stop: Option<StopReason> = None;
     let mut stdin_ended = false;
     let stop_all =
-        |controls: &[Arc<VcpuControl>], threads: &[std::thread::JoinHandle<()>], ends: &[Option<VcpuEnd>]| {
+        |controls: &[Arc<VcpuControl>], threads: &[Arc<std::thread::JoinHandle<()>>], ends: &[Option<VcpuEnd>]| {
             console.close();
             for (i, c) in controls.iter().enumerate() {
                 if ends[i].is_none() {
                     c.stop.store(true, Ordering::Release);
                     kvm::kick(&threads[i]);
+                    // A vCPU paused under gdb waits for requests, not for kicks.
+                    if let Some(s) = stoppers.get(i) {
+                        let _ = s.send(DebugRequest::Stop);
+                    }
                 }
             }
         };
-    while ends.iter().any(Option::is_none) {
+    while ends.iter().any(Option::is_none) || gdb_attached {
         // Wake for the deadline, or (after stdin ended) to watch for a guest starving on input.
         let mut wait = Duration::from_secs(3600);
         if let (Some(d), None) = (deadline, stop) {
             wait = wait.min(d.saturating_duration_since(Instant::now()));
         }
-        if stdin_ended && stop.is_none() {
+        if stdin_ended && stop.is_none() && !gdb_attached {
             wait = wait.min(Duration::from_millis(100));
         }
         if stop.is_some() {
@@ -258,6 +285,20 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                 stop_all(&controls, &threads, &ends);
             }
             Ok(Event::Input(InputEvent::Eof)) => stdin_ended = true,
+            Ok(Event::Gdb(end)) => {
+                log::info!("gdb session ended: {end:?}");
+                gdb_attached = false;
+                match end {
+                    SessionEnd::Killed => {
+                        stop.get_or_insert(StopReason::User);
+                        stop_all(&controls, &threads, &ends);
+                    }
+                    SessionEnd::Detached | SessionEnd::Lost(_) => {
+                        deadline = cfg.timeout.map(|t| Instant::now() + t);
+                    }
+                    SessionEnd::RunOver | SessionEnd::NeverConnected => {}
+                }
+            }
             Ok(Event::Signal(sig)) => {
                 eprintln!("\r\nminikvm: stopped by signal {sig}\r");
                 stop.get_or_insert(StopReason::User);
@@ -270,6 +311,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                     stop = Some(StopReason::Timeout);
                     stop_all(&controls, &threads, &ends);
                 } else if stdin_ended
+                    && !gdb_attached
                     && console.waiting_on_closed_input()
                     && console.quiet_for() >= cfg.eof_grace.as_secs_f64()
                 {
@@ -281,7 +323,10 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         }
     }
     for t in threads {
-        let _ = t.join();
+        // The gdb stub has let go of its handles by now (its session is over).
+        if let Ok(t) = Arc::try_unwrap(t) {
+            let _ = t.join();
+        }
     }
     console.finish();
     drop(_raw);
@@ -383,4 +428,99 @@ fn spawn_signal_thread(tx: mpsc::Sender<Event>) -> Result<()> {
         })
         .map_err(|e| Error::Host(format!("cannot start the signal thread: {e}")))?;
     Ok(())
+}
+
+// ----- the gdb side of a run (--gdb) ---------------------------------------------------------
+
+/// Channels between the vCPU threads and the gdb stub, assembled while the vCPUs start.
+struct GdbWiring {
+    listener: std::net::TcpListener,
+    events_tx: mpsc::Sender<(usize, DebugEvent)>,
+    events_rx: mpsc::Receiver<(usize, DebugEvent)>,
+    wake: Arc<nix::sys::eventfd::EventFd>,
+    ram: Arc<GuestRam>,
+    caps: gdb::Caps,
+    handles: Vec<gdb::VcpuHandle>,
+    /// The vCPU whose thread starts next.
+    starting: Option<Starting>,
+    /// A real-mode guest's ELF, for the `symbol-file` hint.
+    symbols: Option<String>,
+}
+
+/// What the stub will hold of a vCPU, once its thread has started.
+struct Starting {
+    id: usize,
+    name: String,
+    requests: mpsc::Sender<DebugRequest>,
+    ctl: Arc<VcpuControl>,
+    stats: Arc<std::sync::Mutex<stats::VcpuStats>>,
+}
+
+impl GdbWiring {
+    fn new(spec: &str, machine: &Machine, elf_path: Option<&str>) -> Result<Self> {
+        let symbols = elf_path.filter(|_| machine.kind == MachineKind::Flat).map(String::from);
+        let listener = gdb::listen(spec)?;
+        let wake = nix::sys::eventfd::EventFd::from_flags(nix::sys::eventfd::EfdFlags::EFD_CLOEXEC)
+            .map_err(|e| Error::Host(format!("cannot create an eventfd for the gdb stub: {e}")))?;
+        let debug2 = machine.vm.check_extension_raw(kvm_bindings::KVM_CAP_SET_GUEST_DEBUG2.into());
+        let caps = gdb::Caps {
+            block_irq: debug2 > 0 && (debug2 as u32) & kvm_bindings::KVM_GUESTDBG_BLOCKIRQ != 0,
+            int3: crate::doctor::probe("int3") == Ok(true),
+            data_breakpoints: gdb::probe::data_breakpoints(),
+        };
+        log::info!("gdb: host KVM: {caps:?}");
+        let (events_tx, events_rx) = mpsc::channel();
+        Ok(GdbWiring {
+            listener,
+            events_tx,
+            events_rx,
+            wake: Arc::new(wake),
+            ram: machine.ram.clone(),
+            caps,
+            handles: Vec::new(),
+            starting: None,
+            symbols,
+        })
+    }
+
+    /// The vCPU's end of the link (its thread starts next).
+    fn link(&mut self, vcpu: &Vcpu) -> DebugLink {
+        let (requests, req_rx) = mpsc::channel();
+        let (id, name, ctl, stats) = (vcpu.id, vcpu.name.clone(), vcpu.ctl.clone(), vcpu.stats.clone());
+        self.starting = Some(Starting { id, name, requests, ctl, stats });
+        DebugLink { requests: req_rx, events: self.events_tx.clone(), wake: self.wake.clone(), ram: self.ram.clone() }
+    }
+
+    fn thread_started(&mut self, id: usize, thread: Arc<std::thread::JoinHandle<()>>) {
+        if let Some(Starting { id, name, requests, ctl, stats }) = self.starting.take().filter(|s| s.id == id) {
+            self.handles.push(gdb::VcpuHandle { id, name, requests, ctl, thread, stats });
+        }
+    }
+
+    /// Senders the controller uses to stop paused vCPUs.
+    fn stoppers(&self) -> Vec<mpsc::Sender<DebugRequest>> {
+        self.handles.iter().map(|h| h.requests.clone()).collect()
+    }
+
+    /// Says where gdb can connect and starts the stub's thread.
+    fn spawn(self, elf_path: Option<String>, tx: mpsc::Sender<Event>) -> Result<()> {
+        gdb::announce(&self.listener, self.symbols.as_deref())?;
+        let stub = gdb::Stub {
+            listener: self.listener,
+            vcpus: self.handles,
+            events: self.events_rx,
+            wake: self.wake,
+            ram: self.ram,
+            caps: self.caps,
+            elf_path,
+        };
+        std::thread::Builder::new()
+            .name("gdb".into())
+            .spawn(move || {
+                let end = stub.serve();
+                let _ = tx.send(Event::Gdb(end));
+            })
+            .map_err(|e| Error::Host(format!("cannot start the gdb stub thread: {e}")))?;
+        Ok(())
+    }
 }

@@ -10,11 +10,17 @@ use crate::devices::console::{lock, Console};
 use crate::devices::hypercall::{Hypercall, NO_INPUT};
 use crate::error::{KvmContext, Result};
 use crate::exit::{self, Action, Exit, Fault};
+use crate::kvm::memory::GuestRam;
 use crate::stats::VcpuStats;
-use kvm_bindings::{kvm_regs, kvm_sregs};
+use crate::x86::paging::{FnMem, Paging};
+use kvm_bindings::{
+    kvm_fpu, kvm_guest_debug, kvm_regs, kvm_sregs, KVM_GUESTDBG_BLOCKIRQ, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP,
+    KVM_GUESTDBG_USE_HW_BP, KVM_GUESTDBG_USE_SW_BP,
+};
 use kvm_ioctls::{Cap, SyncReg, VcpuExit, VcpuFd};
+use nix::sys::eventfd::EventFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 /// Flags the controller sets before kicking a vCPU.
@@ -22,6 +28,20 @@ use std::time::Instant;
 pub struct VcpuControl {
     /// End the run (timeout, quit key, signal, another vCPU faulted).
     pub stop: AtomicBool,
+    /// Under a debugger: stop at the next exit and report [`DebugEvent::Paused`].
+    pub pause: AtomicBool,
+}
+
+/// What one exit means for the run loop.
+enum Outcome {
+    Continue,
+    End(VcpuEnd),
+    /// A debug exit (single step, breakpoint, watchpoint, int3).
+    Debug {
+        exception: u32,
+        pc: u64,
+        dr6: u64,
+    },
 }
 
 /// How a vCPU's run ended.
@@ -122,40 +142,55 @@ impl Vcpu {
                 Ok(e) => e,
                 Err(msg) => return VcpuEnd::HostError(msg),
             };
-            match exit::decide(&exit, self.kind) {
-                Action::Resume | Action::Kicked | Action::SerialRead { .. } | Action::HypercallIn => {}
-                Action::Unclaimed => log::debug!("vCPU {}: unclaimed {:?}", self.id, exit),
-                Action::SerialWrite { offset, value } => {
-                    let (id, console) = (self.id, &self.console);
-                    let mut bytes = Vec::new();
-                    console.with_input(|st| st.serial.write(offset, value, &mut |b| bytes.push(b)));
-                    for b in bytes {
-                        console.put(id, b);
-                    }
-                }
-                Action::Hypercall(h) => {
-                    lock(&self.stats).count_hypercall(h.number());
-                    match h {
-                        Hypercall::Exit => return VcpuEnd::Done("EXIT hypercall"),
-                        Hypercall::Putchar => match self.rbx() {
-                            Ok(rbx) => self.console.put(self.id, rbx as u8),
-                            Err(msg) => return VcpuEnd::HostError(msg),
-                        },
-                        Hypercall::Getchar | Hypercall::Unknown(_) => {}
-                    }
-                }
-                Action::Done => return VcpuEnd::Done("hlt"),
-                Action::Fault(fault) => {
-                    let report = self.fault_report(&fault);
-                    return VcpuEnd::Fault { fault, report };
-                }
-                Action::DebugStop => {
+            match self.carry_out(&exit) {
+                Outcome::Continue => {}
+                Outcome::End(end) => return end,
+                Outcome::Debug { .. } => {
                     let fault = Fault::Unhandled("debug exit with no debugger attached".into());
                     let report = self.fault_report(&fault);
                     return VcpuEnd::Fault { fault, report };
                 }
             }
         }
+    }
+
+    /// Does what [`exit::decide`] says about one exit (devices, hypercalls, ends).
+    #[inline]
+    fn carry_out(&mut self, exit: &Exit) -> Outcome {
+        match exit::decide(exit, self.kind) {
+            Action::Resume | Action::Kicked | Action::SerialRead { .. } | Action::HypercallIn => {}
+            Action::Unclaimed => log::debug!("vCPU {}: unclaimed {:?}", self.id, exit),
+            Action::SerialWrite { offset, value } => {
+                let (id, console) = (self.id, &self.console);
+                let mut bytes = Vec::new();
+                console.with_input(|st| st.serial.write(offset, value, &mut |b| bytes.push(b)));
+                for b in bytes {
+                    console.put(id, b);
+                }
+            }
+            Action::Hypercall(h) => {
+                lock(&self.stats).count_hypercall(h.number());
+                match h {
+                    Hypercall::Exit => return Outcome::End(VcpuEnd::Done("EXIT hypercall")),
+                    Hypercall::Putchar => match self.rbx() {
+                        Ok(rbx) => self.console.put(self.id, rbx as u8),
+                        Err(msg) => return Outcome::End(VcpuEnd::HostError(msg)),
+                    },
+                    Hypercall::Getchar | Hypercall::Unknown(_) => {}
+                }
+            }
+            Action::Done => return Outcome::End(VcpuEnd::Done("hlt")),
+            Action::Fault(fault) => {
+                let report = self.fault_report(&fault);
+                return Outcome::End(VcpuEnd::Fault { fault, report });
+            }
+            Action::DebugStop => {
+                if let Exit::Debug { exception, pc, dr6 } = *exit {
+                    return Outcome::Debug { exception, pc, dr6 };
+                }
+            }
+        }
+        Outcome::Continue
     }
 
     /// One KVM_RUN. Port reads are answered here, while KVM's data buffer is borrowed.
@@ -264,6 +299,317 @@ impl Vcpu {
             );
         }
         s
+    }
+}
+
+// ----- under a debugger: the vCPU side of the gdb stub -----------------------------------------
+//
+// The stub (src/gdb/) never touches KVM: it sends a paused vCPU requests and waits for events.
+// A paused vCPU blocks on its request channel; a running one runs KVM_RUN until a debug exit, a
+// pause request (flag + kick), or the end of its guest, and then reports one event.
+
+/// Everything a debugger sees of a vCPU, as KVM keeps it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuState {
+    pub regs: kvm_regs,
+    pub sregs: kvm_sregs,
+    pub fpu: kvm_fpu,
+}
+
+/// How a paused vCPU goes on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResumeWith {
+    /// Run one instruction, then stop (KVM_GUESTDBG_SINGLESTEP).
+    pub step: bool,
+    /// While stepping, hold interrupts back (KVM_GUESTDBG_BLOCKIRQ) so that a step never lands
+    /// in an interrupt handler. Only where the host's KVM offers it.
+    pub block_irq: bool,
+    /// DR0–DR3 (linear addresses) and DR7 for KVM_GUESTDBG_USE_HW_BP; all zero = none.
+    pub debugreg: [u64; 8],
+    /// Linear addresses of the int3 bytes the debugger planted (KVM_GUESTDBG_USE_SW_BP).
+    pub int3: Vec<u64>,
+}
+
+/// Where a request's answer goes.
+pub type Reply<T> = mpsc::Sender<std::result::Result<T, String>>;
+
+/// What the debugger asks of a paused vCPU.
+pub enum DebugRequest {
+    GetState(Reply<CpuState>),
+    SetState(Box<CpuState>, Reply<()>),
+    /// Up to `len` bytes at a linear address; the answer is shorter where the mapping ends.
+    ReadMem {
+        linear: u64,
+        len: usize,
+        reply: Reply<Vec<u8>>,
+    },
+    /// Bytes at a linear address: all of them, or none if any page is unmapped.
+    WriteMem {
+        linear: u64,
+        data: Vec<u8>,
+        reply: Reply<()>,
+    },
+    /// The guest-physical address of a linear address, by KVM_TRANSLATE (a cross-check).
+    Translate {
+        linear: u64,
+        reply: Reply<Option<u64>>,
+    },
+    Resume(ResumeWith),
+    /// The debugger is gone: no more stops, run to the normal end.
+    Detach,
+    /// End the run now.
+    Stop,
+}
+
+/// What a vCPU tells the debugger each time it stops running.
+#[derive(Debug, Clone)]
+pub enum DebugEvent {
+    /// It stopped because the debugger asked it to (pause flag + kick).
+    Paused,
+    /// A debug exit: single step, hardware breakpoint or watchpoint, or the debugger's int3.
+    Debug { exception: u32, pc: u64, dr6: u64 },
+    /// The guest faulted. The vCPU stays paused so its state can be looked at; resuming ends it.
+    Faulted(Fault),
+    /// The vCPU's run is over and its thread ends.
+    Ended(VcpuEnd),
+}
+
+/// A vCPU's end of the link to the debugger.
+pub struct DebugLink {
+    pub requests: mpsc::Receiver<DebugRequest>,
+    pub events: mpsc::Sender<(usize, DebugEvent)>,
+    /// Written after every event so that the stub's poll(2) wakes up.
+    pub wake: Arc<EventFd>,
+    pub ram: Arc<GuestRam>,
+}
+
+impl DebugLink {
+    fn report(&self, id: usize, event: DebugEvent) {
+        // A stub that is gone no longer cares; that is not an error of this vCPU.
+        if self.events.send((id, event)).is_ok() {
+            if let Err(e) = self.wake.write(1) {
+                log::warn!("vCPU {id}: cannot wake the gdb stub: {e}");
+            }
+        }
+    }
+}
+
+const PAGE: u64 = 0x1000;
+
+impl Vcpu {
+    /// Runs under a debugger: starts paused, then does what the debugger asks (see
+    /// [`crate::gdb`]). Returns like [`Vcpu::run`] when the run is over.
+    pub fn run_debug(&mut self, link: DebugLink) -> VcpuEnd {
+        let _kick = crate::kvm::KickTarget::new(&mut self.fd);
+        let started = Instant::now();
+        let end = self.debug_loop(&link, started);
+        lock(&self.stats).wall = started.elapsed();
+        link.report(self.id, DebugEvent::Ended(end.clone()));
+        end
+    }
+
+    fn debug_loop(&mut self, link: &DebugLink, started: Instant) -> VcpuEnd {
+        // A fault the debugger has been shown; the vCPU ends with it when told to go on.
+        let mut fault: Option<VcpuEnd> = None;
+        loop {
+            // Paused.
+            let resume = loop {
+                match link.requests.recv() {
+                    Ok(DebugRequest::Resume(r)) => break r,
+                    Ok(DebugRequest::Stop) => return fault.unwrap_or(VcpuEnd::Stopped),
+                    Ok(DebugRequest::Detach) | Err(_) => {
+                        if let Some(end) = fault {
+                            return end;
+                        }
+                        if let Err(msg) = self.set_debug(&ResumeWith::default()) {
+                            return VcpuEnd::HostError(msg);
+                        }
+                        log::info!("vCPU {}: debugger detached, running on", self.id);
+                        return self.run_loop();
+                    }
+                    Ok(req) => self.serve(req, &link.ram),
+                }
+            };
+            if let Some(end) = fault {
+                return end;
+            }
+            if let Err(msg) = self.set_debug(&resume) {
+                return VcpuEnd::HostError(msg);
+            }
+            // Running.
+            let event = loop {
+                if self.ctl.stop.load(Ordering::Acquire) {
+                    return VcpuEnd::Stopped;
+                }
+                if self.ctl.pause.swap(false, Ordering::AcqRel) {
+                    break DebugEvent::Paused;
+                }
+                let exit = match self.enter() {
+                    Ok(e) => e,
+                    Err(msg) => return VcpuEnd::HostError(msg),
+                };
+                match self.carry_out(&exit) {
+                    Outcome::Continue => {}
+                    Outcome::End(VcpuEnd::Fault { fault: f, report }) => {
+                        fault = Some(VcpuEnd::Fault { fault: f.clone(), report });
+                        break DebugEvent::Faulted(f);
+                    }
+                    Outcome::End(end) => return end,
+                    Outcome::Debug { exception: 3, pc, .. } if !resume.int3.contains(&pc) => {
+                        // The guest's own int3: deliver it as if nobody were watching.
+                        if let Err(msg) = self.reinject_int3() {
+                            return VcpuEnd::HostError(msg);
+                        }
+                    }
+                    Outcome::Debug { exception, pc, dr6 } => break DebugEvent::Debug { exception, pc, dr6 },
+                }
+            };
+            // So that `monitor exits` shows the time so far.
+            lock(&self.stats).wall = started.elapsed();
+            link.report(self.id, event);
+        }
+    }
+
+    /// Answers one request of a paused vCPU (not Resume, Detach or Stop).
+    fn serve(&self, req: DebugRequest, ram: &GuestRam) {
+        // A requester that stopped waiting for the answer is no error here.
+        match req {
+            DebugRequest::GetState(reply) => {
+                let _ = reply.send(self.state());
+            }
+            DebugRequest::SetState(state, reply) => {
+                let _ = reply.send(self.set_state(&state));
+            }
+            DebugRequest::ReadMem { linear, len, reply } => {
+                let _ = reply.send(self.read_linear(ram, linear, len));
+            }
+            DebugRequest::WriteMem { linear, data, reply } => {
+                let _ = reply.send(self.write_linear(ram, linear, &data));
+            }
+            DebugRequest::Translate { linear, reply } => {
+                let _ = reply.send(self.translate(linear).map(Some).or(Ok(None)));
+            }
+            DebugRequest::Resume(_) | DebugRequest::Detach | DebugRequest::Stop => {}
+        }
+    }
+
+    fn state(&self) -> std::result::Result<CpuState, String> {
+        let err = |what: &str, e: kvm_ioctls::Error| format!("{what} failed on vCPU {}: {e}", self.id);
+        Ok(CpuState {
+            regs: self.fd.get_regs().map_err(|e| err("KVM_GET_REGS", e))?,
+            sregs: self.fd.get_sregs().map_err(|e| err("KVM_GET_SREGS", e))?,
+            fpu: self.fd.get_fpu().map_err(|e| err("KVM_GET_FPU", e))?,
+        })
+    }
+
+    /// Writes back what differs from the vCPU's current state.
+    fn set_state(&self, new: &CpuState) -> std::result::Result<(), String> {
+        let err = |what: &str, e: kvm_ioctls::Error| format!("{what} failed on vCPU {}: {e}", self.id);
+        let old = self.state()?;
+        if new.regs != old.regs {
+            self.fd.set_regs(&new.regs).map_err(|e| err("KVM_SET_REGS", e))?;
+        }
+        if new.sregs != old.sregs {
+            self.fd.set_sregs(&new.sregs).map_err(|e| err("KVM_SET_SREGS", e))?;
+        }
+        if new.fpu != old.fpu {
+            self.fd.set_fpu(&new.fpu).map_err(|e| err("KVM_SET_FPU", e))?;
+        }
+        Ok(())
+    }
+
+    /// KVM's own translation of a linear address (KVM_TRANSLATE).
+    fn translate(&self, linear: u64) -> std::result::Result<u64, String> {
+        let t = self.fd.translate_gva(linear).map_err(|e| format!("KVM_TRANSLATE failed: {e}"))?;
+        if t.valid == 0 {
+            return Err(format!("linear address {linear:#x} is not mapped"));
+        }
+        Ok(t.physical_address)
+    }
+
+    /// Guest-physical address of a linear address, by walking the guest's page tables as they are
+    /// now (KVM_TRANSLATE would do too; `monitor pt` compares both).
+    fn walk(paging: &Paging, ram: &GuestRam, linear: u64) -> std::result::Result<u64, String> {
+        let mem = FnMem(|gpa: u64, buf: &mut [u8]| ram.read(gpa, buf).is_ok());
+        paging.walk(&mem, linear).map(|w| w.phys).map_err(|e| e.to_string())
+    }
+
+    fn paging(&self) -> std::result::Result<Paging, String> {
+        let s = self.fd.get_sregs().map_err(|e| format!("KVM_GET_SREGS failed on vCPU {}: {e}", self.id))?;
+        Ok(Paging::from_regs(s.cr0, s.cr3, s.cr4, s.efer))
+    }
+
+    fn read_linear(&self, ram: &GuestRam, linear: u64, len: usize) -> std::result::Result<Vec<u8>, String> {
+        let paging = self.paging()?;
+        let mut out = Vec::with_capacity(len);
+        let mut addr = linear;
+        while out.len() < len {
+            let chunk = ((PAGE - addr % PAGE) as usize).min(len - out.len());
+            let mut buf = vec![0u8; chunk];
+            match Self::walk(&paging, ram, addr).and_then(|gpa| ram.read(gpa, &mut buf)) {
+                Ok(()) => out.extend_from_slice(&buf),
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+            addr = addr.wrapping_add(chunk as u64);
+        }
+        Ok(out)
+    }
+
+    fn write_linear(&self, ram: &GuestRam, linear: u64, data: &[u8]) -> std::result::Result<(), String> {
+        let paging = self.paging()?;
+        // Translate every page first: a write is all or nothing.
+        let mut pieces = Vec::new();
+        let (mut addr, mut done) = (linear, 0usize);
+        while done < data.len() {
+            let chunk = ((PAGE - addr % PAGE) as usize).min(data.len() - done);
+            pieces.push((Self::walk(&paging, ram, addr)?, &data[done..done + chunk]));
+            done += chunk;
+            addr = addr.wrapping_add(chunk as u64);
+        }
+        for (gpa, bytes) in pieces {
+            ram.write(gpa, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// KVM_SET_GUEST_DEBUG for the next run.
+    fn set_debug(&self, r: &ResumeWith) -> std::result::Result<(), String> {
+        let hw = r.debugreg[7] & 0xff != 0;
+        let mut dbg = kvm_guest_debug::default();
+        if r.step || hw || !r.int3.is_empty() {
+            dbg.control = KVM_GUESTDBG_ENABLE;
+        }
+        if r.step {
+            dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+            if r.block_irq {
+                dbg.control |= KVM_GUESTDBG_BLOCKIRQ;
+            }
+        }
+        if hw {
+            dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+            dbg.arch.debugreg = r.debugreg;
+        }
+        if !r.int3.is_empty() {
+            dbg.control |= KVM_GUESTDBG_USE_SW_BP;
+        }
+        log::debug!(
+            "vCPU {}: KVM_SET_GUEST_DEBUG control {:#x} debugreg {:x?}",
+            self.id,
+            dbg.control,
+            dbg.arch.debugreg
+        );
+        self.fd.set_guest_debug(&dbg).map_err(|e| format!("KVM_SET_GUEST_DEBUG failed on vCPU {}: {e}", self.id))
+    }
+
+    /// Delivers an int3 that KVM intercepted back to the guest, as the CPU would have.
+    fn reinject_int3(&self) -> std::result::Result<(), String> {
+        let mut ev = self.fd.get_vcpu_events().map_err(|e| format!("KVM_GET_VCPU_EVENTS failed: {e}"))?;
+        ev.exception.injected = 1;
+        ev.exception.nr = 3;
+        ev.exception.has_error_code = 0;
+        ev.exception.error_code = 0;
+        self.fd.set_vcpu_events(&ev).map_err(|e| format!("KVM_SET_VCPU_EVENTS failed: {e}"))
     }
 }
 

@@ -1,0 +1,448 @@
+//! The gdbstub `Arch` for x86 guests, and its target description XML.
+//!
+//! # Target descriptions
+//!
+//! When gdb connects it asks the stub for `target.xml` (packet
+//! `qXfer:features:read:target.xml`). The file tells gdb:
+//!
+//! * the **architecture** (`<architecture>i386</architecture>`): which
+//!   disassembler and calling conventions to use. `i8086` makes gdb
+//!   disassemble 16-bit code, which is what a CPU in real mode runs;
+//! * the **registers**, grouped in *features*, in the order in which they
+//!   appear in the `g` packet, with their size and type. gdb recognises the
+//!   standard features `org.gnu.gdb.i386.core` and `org.gnu.gdb.i386.sse`
+//!   by name; any other feature (ours is `org.minikvm.sys`) is shown
+//!   as-is, so `info registers cr0` and `p/x $cr3` just work.
+//!
+//! The XML here is generated from [`super::regs::REGISTERS`], the same
+//! table the register serializer walks, so the two cannot disagree.
+//!
+//! # Switching between i8086 and i386 at run time
+//!
+//! `Arch::target_description_xml` is a static function: it cannot know
+//! whether the vCPU is in real mode. gdbstub therefore offers the target
+//! extension `TargetDescriptionXmlOverride`; a target that implements it
+//! serves the XML itself. Both flavours here have the *same* registers and
+//! differ only in `<architecture>`, so one `Arch` type and one register
+//! layout serve both. Implement the extension with [`serve_target_xml`]
+//! and [`TdescFlavour::for_mode`].
+//!
+//! gdb reads `target.xml` once, when it connects. If the guest later
+//! switches from real to protected mode, gdb keeps disassembling as 8086
+//! until it reconnects or the user types `set architecture i386`.
+
+#![forbid(unsafe_code)]
+
+use super::regs::{Feature, X86RegId, X86Regs, REGISTERS};
+use crate::x86::mode::CpuMode;
+use core::fmt::Write as _;
+use gdbstub::arch::Arch;
+use std::sync::OnceLock;
+
+/// gdbstub architecture for an x86 guest running 16- or 32-bit code, with
+/// control registers and segment bases visible to gdb.
+///
+/// `Usize` is `u64` so that addresses above 4 GiB (e.g. from a watchpoint
+/// request) are not rejected by gdbstub's packet parser; gdb connected to
+/// an i386 description only ever sends 32-bit addresses.
+pub enum X86Guest {}
+
+impl Arch for X86Guest {
+    type Usize = u64;
+    type Registers = X86Regs;
+    type BreakpointKind = usize;
+    type RegId = X86RegId;
+
+    /// The default (protected-mode) description. A target that implements
+    /// `TargetDescriptionXmlOverride` decides at run time instead.
+    fn target_description_xml() -> Option<&'static str> {
+        Some(TdescFlavour::I386.xml())
+    }
+}
+
+/// Which `<architecture>` the target description announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TdescFlavour {
+    /// `i8086`: gdb disassembles 16-bit code (real mode).
+    I8086,
+    /// `i386`: gdb disassembles 32-bit code (protected mode).
+    I386,
+}
+
+impl TdescFlavour {
+    /// The flavour matching the CPU's mode: 16-bit code gets `i8086`.
+    ///
+    /// 64-bit modes get `I386` too: this register layout is 32-bit only, so
+    /// 64-bit code disassembles wrongly (a 64-bit flavour would need a
+    /// different `Arch`, with 64-bit general registers).
+    pub fn for_mode(mode: CpuMode) -> TdescFlavour {
+        if mode.code_bits() == 16 {
+            TdescFlavour::I8086
+        } else {
+            TdescFlavour::I386
+        }
+    }
+
+    /// The architecture name written in the XML.
+    pub fn architecture(self) -> &'static str {
+        match self {
+            TdescFlavour::I8086 => "i8086",
+            TdescFlavour::I386 => "i386",
+        }
+    }
+
+    /// The complete `target.xml` for this flavour (built once, then cached).
+    pub fn xml(self) -> &'static str {
+        static I8086: OnceLock<String> = OnceLock::new();
+        static I386: OnceLock<String> = OnceLock::new();
+        let cell = match self {
+            TdescFlavour::I8086 => &I8086,
+            TdescFlavour::I386 => &I386,
+        };
+        cell.get_or_init(|| build_xml(self.architecture()))
+    }
+}
+
+/// Type definitions of the `org.gnu.gdb.i386.core` feature (EFLAGS bits).
+const CORE_TYPES: &str = r#"    <flags id="i386_eflags" size="4">
+      <field name="CF" start="0" end="0"/>
+      <field name="" start="1" end="1"/>
+      <field name="PF" start="2" end="2"/>
+      <field name="AF" start="4" end="4"/>
+      <field name="ZF" start="6" end="6"/>
+      <field name="SF" start="7" end="7"/>
+      <field name="TF" start="8" end="8"/>
+      <field name="IF" start="9" end="9"/>
+      <field name="DF" start="10" end="10"/>
+      <field name="OF" start="11" end="11"/>
+      <field name="NT" start="14" end="14"/>
+      <field name="RF" start="16" end="16"/>
+      <field name="VM" start="17" end="17"/>
+      <field name="AC" start="18" end="18"/>
+      <field name="VIF" start="19" end="19"/>
+      <field name="VIP" start="20" end="20"/>
+      <field name="ID" start="21" end="21"/>
+    </flags>
+"#;
+
+/// Type definitions of the `org.gnu.gdb.i386.sse` feature: the ways an XMM
+/// register can be viewed, and the MXCSR bits.
+const SSE_TYPES: &str = r#"    <vector id="v4f" type="ieee_single" count="4"/>
+    <vector id="v2d" type="ieee_double" count="2"/>
+    <vector id="v16i8" type="int8" count="16"/>
+    <vector id="v8i16" type="int16" count="8"/>
+    <vector id="v4i32" type="int32" count="4"/>
+    <vector id="v2i64" type="int64" count="2"/>
+    <union id="vec128">
+      <field name="v4_float" type="v4f"/>
+      <field name="v2_double" type="v2d"/>
+      <field name="v16_int8" type="v16i8"/>
+      <field name="v8_int16" type="v8i16"/>
+      <field name="v4_int32" type="v4i32"/>
+      <field name="v2_int64" type="v2i64"/>
+      <field name="uint128" type="uint128"/>
+    </union>
+    <flags id="i386_mxcsr" size="4">
+      <field name="IE" start="0" end="0"/>
+      <field name="DE" start="1" end="1"/>
+      <field name="ZE" start="2" end="2"/>
+      <field name="OE" start="3" end="3"/>
+      <field name="UE" start="4" end="4"/>
+      <field name="PE" start="5" end="5"/>
+      <field name="DAZ" start="6" end="6"/>
+      <field name="IM" start="7" end="7"/>
+      <field name="DM" start="8" end="8"/>
+      <field name="ZM" start="9" end="9"/>
+      <field name="OM" start="10" end="10"/>
+      <field name="UM" start="11" end="11"/>
+      <field name="PM" start="12" end="12"/>
+      <field name="FZ" start="15" end="15"/>
+    </flags>
+"#;
+
+/// Type definitions of our `org.minikvm.sys` feature: named bits for CR0,
+/// CR4 and EFER, so `info registers cr0` prints e.g. `[ PE ET PG ]`.
+const SYS_TYPES: &str = r#"    <flags id="minikvm_cr0" size="8">
+      <field name="PE" start="0" end="0"/>
+      <field name="MP" start="1" end="1"/>
+      <field name="EM" start="2" end="2"/>
+      <field name="TS" start="3" end="3"/>
+      <field name="ET" start="4" end="4"/>
+      <field name="NE" start="5" end="5"/>
+      <field name="WP" start="16" end="16"/>
+      <field name="AM" start="18" end="18"/>
+      <field name="NW" start="29" end="29"/>
+      <field name="CD" start="30" end="30"/>
+      <field name="PG" start="31" end="31"/>
+    </flags>
+    <flags id="minikvm_cr4" size="8">
+      <field name="VME" start="0" end="0"/>
+      <field name="PVI" start="1" end="1"/>
+      <field name="TSD" start="2" end="2"/>
+      <field name="DE" start="3" end="3"/>
+      <field name="PSE" start="4" end="4"/>
+      <field name="PAE" start="5" end="5"/>
+      <field name="MCE" start="6" end="6"/>
+      <field name="PGE" start="7" end="7"/>
+      <field name="PCE" start="8" end="8"/>
+      <field name="OSFXSR" start="9" end="9"/>
+      <field name="OSXMMEXCPT" start="10" end="10"/>
+      <field name="UMIP" start="11" end="11"/>
+      <field name="LA57" start="12" end="12"/>
+      <field name="VMXE" start="13" end="13"/>
+      <field name="FSGSBASE" start="16" end="16"/>
+      <field name="PCIDE" start="17" end="17"/>
+      <field name="OSXSAVE" start="18" end="18"/>
+      <field name="SMEP" start="20" end="20"/>
+      <field name="SMAP" start="21" end="21"/>
+      <field name="PKE" start="22" end="22"/>
+    </flags>
+    <flags id="minikvm_efer" size="8">
+      <field name="SCE" start="0" end="0"/>
+      <field name="LME" start="8" end="8"/>
+      <field name="LMA" start="10" end="10"/>
+      <field name="NXE" start="11" end="11"/>
+      <field name="SVME" start="12" end="12"/>
+      <field name="FFXSR" start="14" end="14"/>
+    </flags>
+"#;
+
+/// Build the full target description for one architecture name.
+fn build_xml(architecture: &str) -> String {
+    let mut xml = String::with_capacity(12 * 1024);
+    xml.push_str("<?xml version=\"1.0\"?>\n");
+    xml.push_str("<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n");
+    xml.push_str("<target version=\"1.0\">\n");
+    let _ = writeln!(xml, "  <architecture>{architecture}</architecture>");
+    // A guest kernel is not a Linux process: without this gdb assumes the
+    // host's OS ABI (GNU/Linux), which it does not even have for i8086.
+    xml.push_str("  <osabi>none</osabi>\n");
+    for feature in [Feature::Core, Feature::Sse, Feature::Sys] {
+        let _ = writeln!(xml, "  <feature name=\"{}\">", feature.name());
+        xml.push_str(match feature {
+            Feature::Core => CORE_TYPES,
+            Feature::Sse => SSE_TYPES,
+            Feature::Sys => SYS_TYPES,
+        });
+        for (regnum, info) in REGISTERS.iter().enumerate() {
+            if info.feature != feature {
+                continue;
+            }
+            let _ = write!(
+                xml,
+                "    <reg name=\"{}\" bitsize=\"{}\" type=\"{}\" regnum=\"{}\"",
+                info.name, info.bits, info.ty, regnum
+            );
+            if let Some(group) = info.group {
+                let _ = write!(xml, " group=\"{group}\"");
+            }
+            xml.push_str("/>\n");
+        }
+        xml.push_str("  </feature>\n");
+    }
+    xml.push_str("</target>\n");
+    xml
+}
+
+/// Copy the part `[offset, offset + length)` of `xml` into `buf` and return
+/// the number of bytes copied (0 once `offset` is past the end, which tells
+/// gdb the transfer is complete). This is the contract of gdbstub's
+/// `TargetDescriptionXmlOverride::target_description_xml`.
+pub fn copy_xml_chunk(xml: &str, offset: u64, length: usize, buf: &mut [u8]) -> usize {
+    let data = xml.as_bytes();
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+    let end = start.saturating_add(length).min(data.len());
+    let chunk = data.get(start..end).unwrap_or(&[]);
+    let n = chunk.len().min(buf.len());
+    buf[..n].copy_from_slice(&chunk[..n]);
+    n
+}
+
+/// Serve a `qXfer:features:read` request for the given flavour.
+/// Returns `None` for any annex other than `target.xml` (we do not split
+/// the description into several files); the target should then return an
+/// error.
+///
+/// ```ignore
+/// impl TargetDescriptionXmlOverride for MyVm {
+///     fn target_description_xml(&self, annex: &[u8], offset: u64, length: usize,
+///                               buf: &mut [u8]) -> TargetResult<usize, Self> {
+///         let flavour = TdescFlavour::for_mode(self.cpu_mode());
+///         serve_target_xml(flavour, annex, offset, length, buf)
+///             .ok_or(TargetError::NonFatal)
+///     }
+/// }
+/// ```
+pub fn serve_target_xml(
+    flavour: TdescFlavour,
+    annex: &[u8],
+    offset: u64,
+    length: usize,
+    buf: &mut [u8],
+) -> Option<usize> {
+    if annex != b"target.xml" {
+        return None;
+    }
+    Some(copy_xml_chunk(flavour.xml(), offset, length, buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::regs::total_bytes;
+    use super::*;
+    use gdbstub::arch::Registers;
+    use std::collections::HashMap;
+
+    /// A tiny XML reader, enough to check our own output: returns every
+    /// element as (name, attributes) in document order and checks that
+    /// tags nest properly.
+    type Element = (String, HashMap<String, String>);
+
+    fn parse_xml(xml: &str) -> Result<Vec<Element>, String> {
+        let mut elements = Vec::new();
+        let mut stack: Vec<String> = Vec::new();
+        let mut rest = xml;
+        while let Some(lt) = rest.find('<') {
+            let text = &rest[..lt];
+            if text.contains('>') {
+                return Err(format!("stray '>' in text {text:?}"));
+            }
+            let after = &rest[lt + 1..];
+            let gt = after.find('>').ok_or("unclosed tag")?;
+            let tag = &after[..gt];
+            rest = &after[gt + 1..];
+            if tag.starts_with('?') || tag.starts_with('!') {
+                continue; // XML declaration, DOCTYPE
+            }
+            if let Some(name) = tag.strip_prefix('/') {
+                let open = stack.pop().ok_or(format!("unexpected </{name}>"))?;
+                if open != name.trim() {
+                    return Err(format!("<{open}> closed by </{name}>"));
+                }
+                continue;
+            }
+            let self_closing = tag.ends_with('/');
+            let tag = tag.trim_end_matches('/');
+            let mut parts = tag.splitn(2, char::is_whitespace);
+            let name = parts.next().ok_or("empty tag")?.to_string();
+            let mut attrs = HashMap::new();
+            let mut a = parts.next().unwrap_or("").trim();
+            while !a.is_empty() {
+                let eq = a.find('=').ok_or(format!("bad attribute in {tag}"))?;
+                let key = a[..eq].trim().to_string();
+                let v = a[eq + 1..].trim_start();
+                let v = v.strip_prefix('"').ok_or(format!("unquoted value in {tag}"))?;
+                let close = v.find('"').ok_or("unterminated value")?;
+                if attrs.insert(key.clone(), v[..close].to_string()).is_some() {
+                    return Err(format!("duplicate attribute {key}"));
+                }
+                a = v[close + 1..].trim_start();
+            }
+            if !self_closing {
+                stack.push(name.clone());
+            }
+            elements.push((name, attrs));
+        }
+        if !stack.is_empty() {
+            return Err(format!("unclosed elements {stack:?}"));
+        }
+        Ok(elements)
+    }
+
+    #[test]
+    fn xml_is_well_formed_and_matches_serializer() {
+        for flavour in [TdescFlavour::I8086, TdescFlavour::I386] {
+            let xml = flavour.xml();
+            let elements = parse_xml(xml).unwrap();
+            let regs: Vec<_> = elements.iter().filter(|(n, _)| n == "reg").collect();
+            assert_eq!(regs.len(), REGISTERS.len());
+
+            // Register order, names, sizes and regnums agree with the table,
+            // and the sizes add up to exactly what gdb_serialize writes.
+            let mut xml_bytes = 0usize;
+            for (i, (_, attrs)) in regs.iter().enumerate() {
+                let bits: usize = attrs["bitsize"].parse().unwrap();
+                assert_eq!(attrs["name"], REGISTERS[i].name);
+                assert_eq!(bits, REGISTERS[i].bits);
+                assert_eq!(attrs["regnum"], i.to_string());
+                assert_eq!(bits % 8, 0);
+                xml_bytes += bits / 8;
+            }
+            let mut serialized = 0usize;
+            X86Regs::default().gdb_serialize(|_| serialized += 1);
+            assert_eq!(xml_bytes, serialized);
+            assert_eq!(xml_bytes, total_bytes());
+
+            // Every type a register uses is predefined by gdb or defined here.
+            let predefined = ["int", "int32", "uint32", "uint64", "data_ptr", "code_ptr", "i387_ext"];
+            let defined: Vec<&String> = elements
+                .iter()
+                .filter(|(n, _)| matches!(n.as_str(), "flags" | "vector" | "union"))
+                .map(|(_, a)| &a["id"])
+                .collect();
+            for (_, attrs) in &regs {
+                let ty = &attrs["type"];
+                assert!(predefined.contains(&ty.as_str()) || defined.contains(&ty), "type {ty} undefined");
+            }
+            // Flag fields fit in their flags type.
+            let mut size = 0usize;
+            for (name, attrs) in &elements {
+                if name == "flags" {
+                    size = attrs["size"].parse().unwrap();
+                } else if name == "field" && attrs.contains_key("start") {
+                    let end: usize = attrs["end"].parse().unwrap();
+                    assert!(end < size * 8);
+                }
+            }
+            // Three features, in the order core, sse, sys.
+            let features: Vec<&String> =
+                elements.iter().filter(|(n, _)| n == "feature").map(|(_, a)| &a["name"]).collect();
+            assert_eq!(features, ["org.gnu.gdb.i386.core", "org.gnu.gdb.i386.sse", "org.minikvm.sys"]);
+        }
+    }
+
+    #[test]
+    fn flavours_differ_only_in_architecture() {
+        let a = TdescFlavour::I8086.xml();
+        let b = TdescFlavour::I386.xml();
+        assert!(a.contains("<architecture>i8086</architecture>"));
+        assert!(b.contains("<architecture>i386</architecture>"));
+        assert_eq!(
+            a.replace("<architecture>i8086</architecture>", ""),
+            b.replace("<architecture>i386</architecture>", "")
+        );
+        assert_eq!(X86Guest::target_description_xml(), Some(b));
+        assert!(b.contains(r#"<reg name="cr0" bitsize="64" type="minikvm_cr0" regnum="41" group="system"/>"#));
+    }
+
+    #[test]
+    fn flavour_for_mode() {
+        assert_eq!(TdescFlavour::for_mode(CpuMode::Real), TdescFlavour::I8086);
+        assert_eq!(TdescFlavour::for_mode(CpuMode::Protected16), TdescFlavour::I8086);
+        assert_eq!(TdescFlavour::for_mode(CpuMode::Protected32), TdescFlavour::I386);
+        assert_eq!(TdescFlavour::for_mode(CpuMode::Pae), TdescFlavour::I386);
+    }
+
+    #[test]
+    fn xml_chunks_reassemble() {
+        let xml = TdescFlavour::I8086.xml();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 100];
+        let mut offset = 0u64;
+        loop {
+            let n = serve_target_xml(TdescFlavour::I8086, b"target.xml", offset, 77, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(n <= 77);
+            out.extend_from_slice(&buf[..n]);
+            offset += n as u64;
+        }
+        assert_eq!(out, xml.as_bytes());
+        // Small buffer, huge offset, other annex.
+        assert_eq!(copy_xml_chunk(xml, 0, 1000, &mut [0u8; 5]), 5);
+        assert_eq!(copy_xml_chunk(xml, u64::MAX, 10, &mut buf), 0);
+        assert_eq!(copy_xml_chunk(xml, 3, usize::MAX, &mut buf), 100);
+        assert_eq!(serve_target_xml(TdescFlavour::I386, b"other.xml", 0, 10, &mut buf), None);
+    }
+}

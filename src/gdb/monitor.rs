@@ -1,0 +1,163 @@
+//! `monitor …` commands: what gdb itself cannot show about an x86 guest.
+//!
+//! They look at one vCPU: the one of the last stop, or the one chosen with `monitor vcpu N`.
+
+use super::target::{cpu_mode, Debugger};
+use crate::kvm::vcpu::{CpuState, DebugRequest};
+use crate::x86::descriptors::{describe_segment, format_gdt, format_idt, IdtFormat};
+use crate::x86::mode::CpuMode;
+use crate::x86::paging::{format_walk, format_walk_error, FnMem, Paging, PagingMode};
+use std::fmt::Write as _;
+
+const HELP: &str = "\
+minikvm monitor commands (they look at the vCPU of the last stop; `monitor vcpu N` picks another):
+  regs         segment registers as descriptors, control registers, GDTR/IDTR, CPU mode
+  mode         the CPU mode and paging mode
+  gdt          the global descriptor table, one line per descriptor
+  idt          the interrupt table (real-mode IVT or protected-mode IDT), one line per vector
+  pt ADDR      the page walk of a gdb address, every level (ADDR: e.g. 0xc0100000 or 4096)
+  exits        VM exit statistics so far (as --stats prints at the end)
+  breakpoints  the debug-register slots DR0-DR3 and int3 breakpoints in use
+  vcpu [N]     show or choose the vCPU these commands look at
+  help         this text
+gdb addresses are offsets in the code segment: linear = CS base + address (see gdb/README.md).";
+
+/// Runs one monitor command and returns its output.
+pub fn run(dbg: &mut Debugger, line: &str) -> String {
+    let mut words = line.split_whitespace();
+    let cmd = words.next().unwrap_or("help");
+    let arg = words.next();
+    let id = dbg.current;
+    let result = match cmd {
+        "help" | "?" => Ok(HELP.to_string()),
+        "vcpu" => vcpu(dbg, arg),
+        "exits" | "stats" => Ok(crate::stats::table(&dbg.stats())),
+        "breakpoints" | "bp" => Ok(dbg.breakpoints.describe()),
+        "regs" => dbg.state(id).map(|s| regs(dbg, id, &s)),
+        "mode" => dbg.state(id).map(|s| mode(&s)),
+        "gdt" => gdt(dbg, id),
+        "idt" => idt(dbg, id),
+        "pt" => match arg.map(parse_addr) {
+            Some(Some(a)) => pt(dbg, id, a),
+            _ => Err("usage: monitor pt ADDR (e.g. monitor pt 0xc0100000)".into()),
+        },
+        other => Err(format!("unknown monitor command `{other}`; try `monitor help`")),
+    };
+    result.unwrap_or_else(|e| format!("error: {e}"))
+}
+
+fn parse_addr(s: &str) -> Option<u64> {
+    crate::cli::parse_u64(s).ok()
+}
+
+fn vcpu(dbg: &mut Debugger, arg: Option<&str>) -> Result<String, String> {
+    if let Some(a) = arg {
+        let n = a.parse::<usize>().map_err(|_| format!("`{a}` is not a vCPU number"))?;
+        if n >= dbg.vcpu_count() {
+            return Err(format!("there are {} vCPUs (0 to {})", dbg.vcpu_count(), dbg.vcpu_count() - 1));
+        }
+        dbg.current = n;
+    }
+    let id = dbg.current;
+    let state = if dbg.is_paused(id) { "stopped" } else { "not stopped" };
+    Ok(format!("monitor commands look at vCPU {id} ({}), {state}", dbg.vcpu_name(id).unwrap_or("?")))
+}
+
+fn regs(dbg: &Debugger, id: usize, s: &CpuState) -> String {
+    let r = &s.regs;
+    let sr = &s.sregs;
+    let mut out = String::new();
+    let _ = writeln!(out, "vCPU {id} ({}): {}", dbg.vcpu_name(id).unwrap_or("?"), cpu_mode(s));
+    let linear = sr.cs.base.wrapping_add(r.rip);
+    let _ = writeln!(out, "  CS:IP {:04x}:{:08x}  linear pc {linear:#x}", sr.cs.selector, r.rip);
+    for (name, seg) in [("cs", &sr.cs), ("ds", &sr.ds), ("es", &sr.es), ("fs", &sr.fs), ("gs", &sr.gs), ("ss", &sr.ss)]
+    {
+        let _ = writeln!(out, "  {}", describe_segment(name, seg));
+    }
+    let _ = writeln!(out, "  {}", describe_segment("tr", &sr.tr));
+    let _ = writeln!(out, "  {}", describe_segment("ldtr", &sr.ldt));
+    let _ = writeln!(out, "  gdtr base {:#x} limit {:#x}", sr.gdt.base, sr.gdt.limit);
+    let _ = writeln!(out, "  idtr base {:#x} limit {:#x}", sr.idt.base, sr.idt.limit);
+    let _ = writeln!(out, "  cr0 {:#010x}  {}", sr.cr0, cr0_bits(sr.cr0));
+    let _ = writeln!(out, "  cr2 {:#010x}  cr3 {:#010x}  cr4 {:#010x}  efer {:#x}", sr.cr2, sr.cr3, sr.cr4, sr.efer);
+    let _ = writeln!(out, "  eflags {:#010x}  apic_base {:#x}", r.rflags, sr.apic_base);
+    out
+}
+
+fn cr0_bits(cr0: u64) -> String {
+    let names = [
+        (0, "PE"),
+        (1, "MP"),
+        (2, "EM"),
+        (3, "TS"),
+        (4, "ET"),
+        (5, "NE"),
+        (16, "WP"),
+        (18, "AM"),
+        (29, "NW"),
+        (30, "CD"),
+        (31, "PG"),
+    ];
+    let set: Vec<&str> = names.iter().filter(|(b, _)| cr0 & (1 << b) != 0).map(|(_, n)| *n).collect();
+    format!("[{}]", set.join(" "))
+}
+
+fn mode(s: &CpuState) -> String {
+    let sr = &s.sregs;
+    let m = cpu_mode(s);
+    let paging = PagingMode::from_regs(sr.cr0, sr.cr4, sr.efer);
+    format!(
+        "{m}\n  code: {}-bit (gdb architecture {})\n  address translation: {paging}\n  \
+         gdb address A means linear CS base ({:#x}) + A",
+        m.code_bits(),
+        m.gdb_architecture(),
+        sr.cs.base
+    )
+}
+
+fn table_bytes(dbg: &mut Debugger, id: usize, base: u64, limit: u16) -> Result<Vec<u8>, String> {
+    let len = usize::from(limit) + 1;
+    let bytes = dbg.read_linear(id, base, len)?;
+    if bytes.len() < len {
+        return Err(format!("only {} of {len} bytes at linear {base:#x} are mapped", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+fn gdt(dbg: &mut Debugger, id: usize) -> Result<String, String> {
+    let s = dbg.state(id)?;
+    if cpu_mode(&s) == CpuMode::Real && s.sregs.gdt.base == 0 && s.sregs.gdt.limit == 0xffff {
+        return Ok("real mode: no GDT loaded (GDTR still has its reset value)".into());
+    }
+    let bytes = table_bytes(dbg, id, s.sregs.gdt.base, s.sregs.gdt.limit)?;
+    let long = matches!(cpu_mode(&s), CpuMode::Long64 | CpuMode::Compat);
+    Ok(format!("GDTR base {:#x} limit {:#x}\n{}", s.sregs.gdt.base, s.sregs.gdt.limit, format_gdt(&bytes, long)))
+}
+
+fn idt(dbg: &mut Debugger, id: usize) -> Result<String, String> {
+    let s = dbg.state(id)?;
+    let format = IdtFormat::for_mode(cpu_mode(&s));
+    let bytes = table_bytes(dbg, id, s.sregs.idt.base, s.sregs.idt.limit)?;
+    Ok(format!("IDTR base {:#x} limit {:#x}\n{}", s.sregs.idt.base, s.sregs.idt.limit, format_idt(&bytes, format)))
+}
+
+fn pt(dbg: &mut Debugger, id: usize, addr: u64) -> Result<String, String> {
+    let s = dbg.state(id)?;
+    let linear = dbg.linear(id, addr)?;
+    let sr = &s.sregs;
+    let paging = Paging::from_regs(sr.cr0, sr.cr3, sr.cr4, sr.efer);
+    let ram = dbg.ram.clone();
+    let mem = FnMem(|gpa: u64, buf: &mut [u8]| ram.read(gpa, buf).is_ok());
+    let mut out = format!("gdb address {addr:#x} = linear {linear:#x} (CS base {:#x})\n", sr.cs.base);
+    match paging.walk(&mem, linear) {
+        Ok(walk) => out += &format_walk(&walk),
+        Err(err) => out += &format_walk_error(&err),
+    }
+    // KVM's own translation, as a cross-check of the walker.
+    match dbg.ask(id, |reply| DebugRequest::Translate { linear, reply }) {
+        Ok(Some(gpa)) => out += &format!("  KVM_TRANSLATE: physical {gpa:#x}\n"),
+        Ok(None) => out += "  KVM_TRANSLATE: not mapped\n",
+        Err(e) => out += &format!("  KVM_TRANSLATE: {e}\n"),
+    }
+    Ok(out)
+}
