@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod controller;
 pub mod devices;
 pub mod doctor;
 pub mod error;

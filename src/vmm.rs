@@ -1,13 +1,15 @@
 //! Assemble a VM from a [`Config`], run its vCPUs on their own threads, and decide the outcome.
 //!
-//! The controller (this thread) only waits for events — a vCPU ended, stdin ended or asked to quit,
-//! a signal, a deadline — and stops the vCPUs by setting their stop flag and kicking them.
+//! The controller (this thread) only waits for events — a vCPU ended, input on stdin, a signal, the
+//! gdb session ended, a deadline (see [`crate::controller`]) — and stops the vCPUs by setting their
+//! stop flag and kicking them.
 
 use crate::boot::{self, BootPlan, MachineKind};
 use crate::cli::{ColorChoice, RunArgs};
+use crate::controller::{self, Mailbox, StopSignals};
 use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
 use crate::devices::serial::COM1_IRQ;
-use crate::devices::stdin::{self, InputEvent, RawTerminal};
+use crate::devices::stdin::{InputEvent, RawTerminal, StdinReader};
 use crate::error::{Error, ExitStatus, KvmContext, Result};
 use crate::exit::Fault;
 use crate::gdb::{self, SessionEnd};
@@ -105,18 +107,11 @@ impl Config {
     }
 }
 
+/// What other threads tell the controller (through its [`Mailbox`]).
 enum Event {
     Ended(usize, VcpuEnd),
     /// The gdb session is over.
     Gdb(SessionEnd),
-    Input(InputEvent),
-    Signal(i32),
-}
-
-impl From<InputEvent> for Event {
-    fn from(e: InputEvent) -> Self {
-        Event::Input(e)
-    }
 }
 
 /// Why the controller stopped the run, if it did.
@@ -192,7 +187,9 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         print_legend(&cfg.names, cfg.color);
     }
     kvm::install_kick_handler()?;
-    let (tx, rx) = mpsc::channel::<Event>();
+    // Before any thread starts, so that every thread inherits the blocked mask.
+    let signals = StopSignals::block()?;
+    let mail: Arc<Mailbox<Event>> = Arc::new(Mailbox::new()?);
 
     let uses_paging = machine.uses_paging;
     let mut controls: Vec<Arc<VcpuControl>> = Vec::new();
@@ -201,7 +198,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     for mut vcpu in machine.vcpus {
         controls.push(vcpu.ctl.clone());
         stats_refs.push((vcpu.id, vcpu.name.clone(), vcpu.stats.clone()));
-        let tx = tx.clone();
+        let mail = mail.clone();
         let id = vcpu.id;
         // Under gdb the vCPU starts paused and serves the stub (see crate::gdb).
         let link = debug.as_mut().map(|d| d.link(&vcpu));
@@ -212,7 +209,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                     Some(link) => vcpu.run_debug(link),
                     None => vcpu.run(),
                 };
-                let _ = tx.send(Event::Ended(id, end));
+                mail.post(Event::Ended(id, end));
             })
             .map_err(|e| Error::Host(format!("cannot start a vCPU thread: {e}")))?;
         let handle = Arc::new(handle);
@@ -221,105 +218,108 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         }
         threads.push(handle);
     }
-    // The stub runs on its own thread and reports how the session ended.
     let stoppers = debug.as_ref().map(GdbWiring::stoppers).unwrap_or_default();
 
-    let _raw = RawTerminal::enter();
-    let interactive = _raw.is_some();
-    stdin::spawn_reader(console.clone(), interactive, tx.clone())
-        .map_err(|e| Error::Host(format!("cannot start the stdin thread: {e}")))?;
-    spawn_signal_thread(tx.clone())?;
-    // Only now, with signals handled, tell the user (and tests) that gdb may connect.
+    let raw = RawTerminal::enter();
+    let mut input = Some(StdinReader::new(raw.is_some()));
+    // The stub runs on its own thread and reports how the session ended. Signals are already
+    // routed to the signalfd, so a SIGTERM right after the "waiting for gdb" line is not lost.
     let mut gdb_attached = false;
     if let Some(d) = debug.take() {
-        d.spawn(cfg.elf_path.clone(), tx.clone())?;
+        d.spawn(cfg.elf_path.clone(), mail.clone())?;
         gdb_attached = true;
     }
-    drop(tx);
 
     let started = Instant::now();
     // While gdb is attached, time at its prompt counts for nothing: the timeout starts on detach.
     let mut deadline = cfg.timeout.filter(|_| !gdb_attached).map(|t| started + t);
     let mut ends: Vec<Option<VcpuEnd>> = vec![None; threads.len()];
     let mut stop: Option<StopReason> = None;
-    let mut stdin_ended = false;
-    let stop_all =
-        |controls: &[Arc<VcpuControl>], threads: &[Arc<std::thread::JoinHandle<()>>], ends: &[Option<VcpuEnd>]| {
-            console.close();
-            for (i, c) in controls.iter().enumerate() {
-                if ends[i].is_none() {
-                    c.stop.store(true, Ordering::Release);
-                    kvm::kick(&threads[i]);
-                    // A vCPU paused under gdb waits for requests, not for kicks.
-                    if let Some(s) = stoppers.get(i) {
-                        let _ = s.send(DebugRequest::Stop);
+    let stop_all = |ends: &[Option<VcpuEnd>]| {
+        console.close();
+        for (i, c) in controls.iter().enumerate() {
+            if ends[i].is_none() {
+                c.stop.store(true, Ordering::Release);
+                kvm::kick(&threads[i]);
+                // A vCPU paused under gdb waits for requests, not for kicks.
+                if let Some(s) = stoppers.get(i) {
+                    let _ = s.send(DebugRequest::Stop);
+                }
+            }
+        }
+    };
+    while ends.iter().any(Option::is_none) || gdb_attached {
+        // Sleep until something happens; wake for the deadline, to re-kick vCPUs that have not
+        // stopped yet, or (after stdin ended) to watch for a guest starving on input.
+        let mut timeout: Option<Duration> = None;
+        let mut at_most = |d: Duration| timeout = Some(timeout.map_or(d, |t| t.min(d)));
+        if stop.is_some() {
+            at_most(Duration::from_millis(50));
+        } else {
+            if let Some(d) = deadline {
+                at_most(d.saturating_duration_since(Instant::now()));
+            }
+            if input.is_none() && !gdb_attached {
+                at_most(Duration::from_millis(100));
+            }
+        }
+        let woke = controller::wait(&mail, &signals, input.is_some(), timeout)?;
+        if woke.stdin {
+            match input.as_mut().and_then(|r| r.read_once(&console)) {
+                Some(InputEvent::Eof) => input = None,
+                Some(InputEvent::Quit) => {
+                    input = None;
+                    eprintln!("\r\nminikvm: quit (Ctrl-A x)\r");
+                    stop.get_or_insert(StopReason::User);
+                    stop_all(&ends);
+                }
+                None => {}
+            }
+        }
+        if let Some(sig) = woke.signal {
+            eprintln!("\r\nminikvm: stopped by signal {sig}\r");
+            stop.get_or_insert(StopReason::User);
+            stop_all(&ends);
+        }
+        for event in mail.take() {
+            match event {
+                Event::Ended(i, end) => {
+                    log::info!("vCPU {i} ({}) ended: {end:?}", cfg.names[i]);
+                    let bad = matches!(end, VcpuEnd::Fault { .. } | VcpuEnd::HostError(_));
+                    ends[i] = Some(end);
+                    if bad && stop.is_none() {
+                        stop = Some(StopReason::Fault);
+                        stop_all(&ends);
+                    }
+                }
+                Event::Gdb(end) => {
+                    log::info!("gdb session ended: {end:?}");
+                    gdb_attached = false;
+                    match end {
+                        SessionEnd::Killed => {
+                            stop.get_or_insert(StopReason::User);
+                            stop_all(&ends);
+                        }
+                        SessionEnd::Detached | SessionEnd::Lost(_) => {
+                            deadline = cfg.timeout.map(|t| Instant::now() + t);
+                        }
+                        SessionEnd::RunOver | SessionEnd::NeverConnected => {}
                     }
                 }
             }
-        };
-    while ends.iter().any(Option::is_none) || gdb_attached {
-        // Wake for the deadline, or (after stdin ended) to watch for a guest starving on input.
-        let mut wait = Duration::from_secs(3600);
-        if let (Some(d), None) = (deadline, stop) {
-            wait = wait.min(d.saturating_duration_since(Instant::now()));
-        }
-        if stdin_ended && stop.is_none() && !gdb_attached {
-            wait = wait.min(Duration::from_millis(100));
         }
         if stop.is_some() {
-            wait = wait.min(Duration::from_millis(50)); // re-kick vCPUs that have not stopped yet
-        }
-        match rx.recv_timeout(wait) {
-            Ok(Event::Ended(i, end)) => {
-                log::info!("vCPU {i} ({}) ended: {end:?}", cfg.names[i]);
-                let bad = matches!(end, VcpuEnd::Fault { .. } | VcpuEnd::HostError(_));
-                ends[i] = Some(end);
-                if bad && stop.is_none() {
-                    stop = Some(StopReason::Fault);
-                    stop_all(&controls, &threads, &ends);
-                }
-            }
-            Ok(Event::Input(InputEvent::Quit)) => {
-                eprintln!("\r\nminikvm: quit (Ctrl-A x)\r");
-                stop.get_or_insert(StopReason::User);
-                stop_all(&controls, &threads, &ends);
-            }
-            Ok(Event::Input(InputEvent::Eof)) => stdin_ended = true,
-            Ok(Event::Gdb(end)) => {
-                log::info!("gdb session ended: {end:?}");
-                gdb_attached = false;
-                match end {
-                    SessionEnd::Killed => {
-                        stop.get_or_insert(StopReason::User);
-                        stop_all(&controls, &threads, &ends);
-                    }
-                    SessionEnd::Detached | SessionEnd::Lost(_) => {
-                        deadline = cfg.timeout.map(|t| Instant::now() + t);
-                    }
-                    SessionEnd::RunOver | SessionEnd::NeverConnected => {}
-                }
-            }
-            Ok(Event::Signal(sig)) => {
-                eprintln!("\r\nminikvm: stopped by signal {sig}\r");
-                stop.get_or_insert(StopReason::User);
-                stop_all(&controls, &threads, &ends);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if stop.is_some() {
-                    stop_all(&controls, &threads, &ends);
-                } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                    stop = Some(StopReason::Timeout);
-                    stop_all(&controls, &threads, &ends);
-                } else if stdin_ended
-                    && !gdb_attached
-                    && console.waiting_on_closed_input()
-                    && console.quiet_for() >= cfg.eof_grace.as_secs_f64()
-                {
-                    stop = Some(StopReason::InputEnded);
-                    stop_all(&controls, &threads, &ends);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            stop_all(&ends); // again, for any vCPU that has not stopped yet
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop = Some(StopReason::Timeout);
+            stop_all(&ends);
+        } else if input.is_none()
+            && !gdb_attached
+            && console.waiting_on_closed_input()
+            && console.quiet_for() >= cfg.eof_grace.as_secs_f64()
+        {
+            stop = Some(StopReason::InputEnded);
+            stop_all(&ends);
         }
     }
     for t in threads {
@@ -329,7 +329,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         }
     }
     console.finish();
-    drop(_raw);
+    drop(raw);
 
     if cfg.stats {
         let all: Vec<_> = stats_refs.iter().map(|(id, name, s)| (*id, name.clone(), lock(s).clone())).collect();
@@ -413,23 +413,6 @@ fn print_legend(names: &[String], color: bool) {
     eprintln!("{s}");
 }
 
-fn spawn_signal_thread(tx: mpsc::Sender<Event>) -> Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| Error::Host(format!("cannot watch signals: {e}")))?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(Event::Signal(sig)).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| Error::Host(format!("cannot start the signal thread: {e}")))?;
-    Ok(())
-}
-
 // ----- the gdb side of a run (--gdb) ---------------------------------------------------------
 
 /// Channels between the vCPU threads and the gdb stub, assembled while the vCPUs start.
@@ -503,7 +486,7 @@ impl GdbWiring {
     }
 
     /// Says where gdb can connect and starts the stub's thread.
-    fn spawn(self, elf_path: Option<String>, tx: mpsc::Sender<Event>) -> Result<()> {
+    fn spawn(self, elf_path: Option<String>, mail: Arc<Mailbox<Event>>) -> Result<()> {
         gdb::announce(&self.listener, self.symbols.as_deref())?;
         let stub = gdb::Stub {
             listener: self.listener,
@@ -518,7 +501,7 @@ impl GdbWiring {
             .name("gdb".into())
             .spawn(move || {
                 let end = stub.serve();
-                let _ = tx.send(Event::Gdb(end));
+                mail.post(Event::Gdb(end));
             })
             .map_err(|e| Error::Host(format!("cannot start the gdb stub thread: {e}")))?;
         Ok(())

@@ -6,8 +6,8 @@
 
 use super::console::{lock, Console};
 use nix::sys::termios::{self, SetArg, Termios};
-use std::io::{IsTerminal, Read};
-use std::sync::{mpsc, Arc, Mutex};
+use std::io::IsTerminal;
+use std::sync::Mutex;
 
 /// The escape key: Ctrl-A, as in QEMU.
 pub const ESCAPE: u8 = 0x01;
@@ -54,7 +54,7 @@ pub fn restore_terminal() {
     }
 }
 
-/// What the input thread tells the controller.
+/// What reading stdin tells the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputEvent {
     /// The user pressed the escape sequence to quit.
@@ -63,46 +63,49 @@ pub enum InputEvent {
     Eof,
 }
 
-/// Starts the thread that feeds stdin to the console. `escapes` enables Ctrl-A handling.
-pub fn spawn_reader<T: From<InputEvent> + Send + 'static>(
-    console: Arc<Console>,
+/// Reads stdin into the console, one `read` at a time, when the controller's poll says it is
+/// readable. With `escapes` (a terminal), Ctrl-A x quits and Ctrl-A Ctrl-A sends one Ctrl-A.
+pub struct StdinReader {
     escapes: bool,
-    events: mpsc::Sender<T>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        let mut stdin = std::io::stdin();
+    escape_pending: bool,
+}
+
+impl StdinReader {
+    pub fn new(escapes: bool) -> Self {
+        StdinReader { escapes, escape_pending: false }
+    }
+
+    /// Reads what is waiting and hands it to the console.
+    pub fn read_once(&mut self, console: &Console) -> Option<InputEvent> {
         let mut buf = [0u8; 256];
-        let mut escape_pending = false;
-        loop {
-            let n = match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    console.set_eof();
-                    let _ = events.send(InputEvent::Eof.into());
-                    return;
-                }
-                Ok(n) => n,
-            };
-            if !escapes {
-                console.push_input(&buf[..n]);
-                continue;
+        // A plain read(2) on fd 0, not std's buffered Stdin: poll(2) must see every byte not taken.
+        let n = match nix::unistd::read(std::io::stdin(), &mut buf) {
+            Ok(0) | Err(_) => {
+                console.set_eof();
+                return Some(InputEvent::Eof);
             }
-            let mut data = Vec::with_capacity(n);
-            for &b in &buf[..n] {
-                match (escape_pending, b) {
-                    (false, ESCAPE) => escape_pending = true,
-                    (true, b'x') | (true, b'X') => {
-                        let _ = events.send(InputEvent::Quit.into());
-                        return;
-                    }
-                    (true, _) => {
-                        escape_pending = false;
-                        data.push(b); // Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A other sends other
-                    }
-                    (false, _) => data.push(b),
-                }
-            }
-            console.push_input(&data);
+            Ok(n) => n,
+        };
+        if !self.escapes {
+            console.push_input(&buf[..n]);
+            return None;
         }
-    })?;
-    Ok(())
+        let mut data = Vec::with_capacity(n);
+        for &b in &buf[..n] {
+            match (self.escape_pending, b) {
+                (false, ESCAPE) => self.escape_pending = true,
+                (true, b'x') | (true, b'X') => {
+                    console.push_input(&data);
+                    return Some(InputEvent::Quit);
+                }
+                (true, _) => {
+                    self.escape_pending = false;
+                    data.push(b); // Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A other sends other
+                }
+                (false, _) => data.push(b),
+            }
+        }
+        console.push_input(&data);
+        None
+    }
 }

@@ -1,0 +1,130 @@
+//! What the controller thread waits on, in one poll(2): a mailbox other threads post events to,
+//! the signals that stop a run (through a signalfd), and stdin.
+//!
+//! Waiting in poll rather than on a channel lets the controller read stdin and signals itself, so a
+//! run needs no reader or signal thread: one thread per vCPU, plus this one.
+
+use crate::devices::console::lock;
+use crate::error::{Error, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Events that other threads post for the controller.
+pub struct Mailbox<E> {
+    events: Mutex<Vec<E>>,
+    wake: EventFd,
+}
+
+impl<E> Mailbox<E> {
+    pub fn new() -> Result<Self> {
+        let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map_err(|e| Error::Host(format!("cannot create an eventfd: {e}")))?;
+        Ok(Mailbox { events: Mutex::new(Vec::new()), wake })
+    }
+
+    pub fn post(&self, event: E) {
+        lock(&self.events).push(event);
+        let _ = self.wake.write(1);
+    }
+
+    /// Everything posted so far, oldest first.
+    pub fn take(&self) -> Vec<E> {
+        let _ = self.wake.read();
+        std::mem::take(&mut *lock(&self.events))
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, blocked in every thread and read from a signalfd instead.
+pub struct StopSignals {
+    fd: SignalFd,
+}
+
+impl StopSignals {
+    /// Blocks the signals in this thread — call it before starting any other thread, which then
+    /// inherits the mask — and opens the signalfd that receives them.
+    pub fn block() -> Result<Self> {
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            set.add(s);
+        }
+        set.thread_block().map_err(|e| Error::Host(format!("cannot block signals: {e}")))?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Error::Host(format!("cannot create a signalfd: {e}")))?;
+        Ok(StopSignals { fd })
+    }
+}
+
+/// What woke the controller.
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    /// stdin has bytes (or its end) to read.
+    pub stdin: bool,
+    /// A stop signal arrived (its number).
+    pub signal: Option<i32>,
+}
+
+/// Sleeps until the mailbox has mail, a signal arrives, stdin is readable (when `watch_stdin`) or
+/// `timeout` passes (never, if `None`).
+pub fn wait<E>(
+    mail: &Mailbox<E>,
+    signals: &StopSignals,
+    watch_stdin: bool,
+    timeout: Option<Duration>,
+) -> Result<Wakeup> {
+    let stdin = std::io::stdin();
+    let mut fds =
+        vec![PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN), PollFd::new(mail.wake.as_fd(), PollFlags::POLLIN)];
+    if watch_stdin {
+        fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+    }
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        // Round up, so a deadline is never missed by waking a little early and sleeping 0 ms.
+        Some(d) => PollTimeout::try_from(d.as_micros().div_ceil(1000).min(60_000) as u32).unwrap_or(PollTimeout::MAX),
+    };
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(Error::Host(format!("poll failed: {e}"))),
+    }
+    // Any event on stdin — data, hang-up, an invalid descriptor — is for the reader to look at.
+    let mut wakeup = Wakeup { stdin: watch_stdin && fds[2].revents().is_some_and(|r| !r.is_empty()), signal: None };
+    if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+        if let Ok(Some(info)) = signals.fd.read_signal() {
+            wakeup.signal = Some(info.ssi_signo as i32);
+        }
+    }
+    Ok(wakeup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mail_wakes_the_waiter_and_is_taken_once() {
+        let mail = std::sync::Arc::new(Mailbox::new().unwrap());
+        let signals = StopSignals::block().unwrap();
+        let m2 = mail.clone();
+        let t = std::thread::spawn(move || m2.post(7));
+        let w = wait(&mail, &signals, false, Some(Duration::from_secs(10))).unwrap();
+        t.join().unwrap();
+        assert!(!w.stdin && w.signal.is_none());
+        assert_eq!(mail.take(), vec![7]);
+        assert!(mail.take().is_empty());
+    }
+
+    #[test]
+    fn timeout_returns_with_nothing() {
+        let mail: Mailbox<u8> = Mailbox::new().unwrap();
+        let signals = StopSignals::block().unwrap();
+        let t = std::time::Instant::now();
+        let w = wait(&mail, &signals, false, Some(Duration::from_millis(20))).unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        assert!(w.signal.is_none());
+    }
+}
