@@ -26,7 +26,7 @@ pub enum Command {
     /// Show what this host's KVM can run, by running tiny probe guests.
     Doctor {
         /// Run one probe and exit 0 if it works, 1 if not (realmode, protected, paging, longmode,
-        /// singlestep, hwbreak, int3).
+        /// singlestep, hwbreak, watch, int3).
         #[arg(long, value_name = "NAME")]
         probe: Option<String>,
     },
@@ -79,7 +79,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "OFFSET", value_parser = parse_u64, requires = "paging")]
     pub load: Option<u64>,
 
-    /// Wait for gdb on [ADDR:]PORT before the first instruction (ADDR defaults to 127.0.0.1).
+    /// Wait for gdb on PORT or ADDR:PORT before the first instruction (ADDR defaults to 127.0.0.1;
+    /// PORT 0 picks a free port).
     #[arg(long, value_name = "[ADDR:]PORT")]
     pub gdb: Option<String>,
 

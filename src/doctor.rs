@@ -35,6 +35,12 @@ pub const PROBES: &[Probe] = &[
     Probe { name: "singlestep", what: "single-step (KVM_GUESTDBG_SINGLESTEP)", hint: "gdb `stepi` needs it", run: singlestep_probe },
     Probe { name: "hwbreak", what: "hardware breakpoints (DR0-DR3)", hint: "gdb `hbreak`/`watch` need it", run: hwbreak_probe },
     Probe {
+        name: "watch",
+        what: "data breakpoints (DR0-DR3 on writes)",
+        hint: "without them the gdb stub emulates `watch` by single-stepping, and refuses `rwatch`/`awatch`",
+        run: watch_probe,
+    },
+    Probe {
         name: "int3",
         what: "int3 interception (KVM_GUESTDBG_USE_SW_BP)",
         hint: "gdb `break` beyond 4 breakpoints needs it; only hardware KVM offers it",
@@ -72,7 +78,7 @@ pub fn report() -> Result<String> {
     s += &format!("  max vCPUs: {}\n\nProbes (each runs a tiny guest):\n", kvm.get_max_vcpus());
     for p in PROBES {
         match (p.run)(&kvm) {
-            Ok(()) => s += &format!("  works          {:<46}\n", p.what),
+            Ok(()) => s += &format!("  works          {}\n", p.what),
             Err(why) => s += &format!("  does not work  {:<46} {why}\n                 hint: {}\n", p.what, p.hint),
         }
     }
@@ -284,6 +290,20 @@ fn hwbreak_probe(kvm: &Kvm) -> std::result::Result<(), String> {
     };
     match run_probe(kvm, setup)? {
         Seen::Debug { exception: 1, pc: 2 } => Ok(()),
+        other => Err(describe(other)),
+    }
+}
+
+fn watch_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    // movb $1, 0x100 ; hlt — with a one-byte write watchpoint on 0x100 (DR7: L0, R/W0 = write).
+    let setup = ProbeSetup {
+        code: vec![0xc6, 0x06, 0x00, 0x01, 0x01, 0xf4],
+        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, 0x100, 0x0001_0701)),
+        ..Default::default()
+    };
+    match run_probe(kvm, setup)? {
+        Seen::Debug { exception: 1, .. } => Ok(()),
+        Seen::Hlt => Err("the write ran without a stop".into()),
         other => Err(describe(other)),
     }
 }

@@ -29,7 +29,13 @@ fn main() {
         2 => LevelFilter::Debug,
         _ => LevelFilter::Trace,
     };
-    let log_config = ConfigBuilder::new().set_time_level(LevelFilter::Off).set_target_level(LevelFilter::Off).build();
+    let mut log_config = ConfigBuilder::new();
+    log_config.set_time_level(LevelFilter::Off).set_target_level(LevelFilter::Off);
+    if cli.run.verbose < 3 {
+        // gdbstub reports every packet it does not know at info level: noise below -vvv.
+        log_config.add_filter_ignore_str("gdbstub");
+    }
+    let log_config = log_config.build();
     let _ = TermLogger::init(level, log_config, TerminalMode::Stderr, ColorChoice::Never);
 
     let status = match cli.command {

@@ -449,7 +449,7 @@ impl GdbWiring {
         let caps = gdb::Caps {
             block_irq: debug2 > 0 && (debug2 as u32) & kvm_bindings::KVM_GUESTDBG_BLOCKIRQ != 0,
             int3: crate::doctor::probe("int3") == Ok(true),
-            data_breakpoints: gdb::probe::data_breakpoints(),
+            data_breakpoints: crate::doctor::probe("watch") == Ok(true),
         };
         log::info!("gdb: host KVM: {caps:?}");
         let (events_tx, events_rx) = mpsc::channel();

@@ -63,6 +63,7 @@ fn doctor_lists_every_probe_and_answers_single_probes() {
         ("longmode", "64-bit long mode"),
         ("singlestep", "single-step"),
         ("hwbreak", "hardware breakpoints"),
+        ("watch", "data breakpoints"),
         ("int3", "int3 interception"),
     ];
     for (probe, what) in rows {

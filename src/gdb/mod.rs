@@ -42,7 +42,6 @@ pub mod arch;
 pub mod breakpoints;
 pub mod conn;
 pub mod monitor;
-pub mod probe;
 pub mod regs;
 pub mod target;
 

@@ -276,14 +276,20 @@ impl Vcpu {
     pub fn fault_report(&self, fault: &Fault) -> String {
         let mut s = format!("guest `{}` (vCPU {}) stopped: {fault}", self.name, self.id);
         if let Some((r, sr)) = self.registers() {
-            let linear = sr.cs.base.wrapping_add(r.rip);
+            // KVM moves IP past an `out` before the exit; a hypercall's is `out %al,(%dx)`, one
+            // byte (port 0x500 rules out the imm8 form), so the hypercall is one byte back.
+            let ip = match fault {
+                Fault::UnknownHypercall(_) => r.rip.wrapping_sub(1),
+                _ => r.rip,
+            };
+            let linear = sr.cs.base.wrapping_add(ip);
             s += &format!(
                 "\n  at CS:IP {:04x}:{:04x} (linear {linear:#x})\n  \
                  EAX={:08x} EBX={:08x} ECX={:08x} EDX={:08x}\n  \
                  ESI={:08x} EDI={:08x} EBP={:08x} ESP={:08x} EFLAGS={:08x}\n  \
                  CR0={:08x} CR3={:08x} CR4={:08x}",
                 sr.cs.selector,
-                r.rip,
+                ip,
                 r.rax,
                 r.rbx,
                 r.rcx,
