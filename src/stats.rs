@@ -1,40 +1,56 @@
 //! Exit statistics: what each vCPU made KVM hand back to minikvm, and where the time went.
 
-use crate::exit::Exit;
-use std::collections::BTreeMap;
+use crate::exit::{Exit, EXIT_NAMES};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-#[derive(Debug, Default, Clone)]
+/// Counters kept on every exit, so they are plain arrays: no map lookups on the hot path.
+#[derive(Debug, Clone)]
 pub struct VcpuStats {
-    /// Exits by reason name.
-    pub exits: BTreeMap<&'static str, u64>,
+    /// Exits by kind (see [`EXIT_NAMES`]).
+    pub exits: [u64; EXIT_NAMES.len()],
     /// Hypercalls by number.
-    pub hypercalls: BTreeMap<u8, u64>,
-    /// Port I/O by (port, "in"/"out").
-    pub ports: BTreeMap<(u16, &'static str), u64>,
+    pub hypercalls: [u64; 256],
+    /// Port I/O as (port, is_out, count), in the order first seen; guests use a handful of ports.
+    pub ports: Vec<(u16, bool, u64)>,
     /// Time spent inside KVM_RUN (the guest, plus KVM's own exit handling in the kernel).
     pub guest: Duration,
     /// Wall time of the vCPU thread's run loop.
     pub wall: Duration,
 }
 
+impl Default for VcpuStats {
+    fn default() -> Self {
+        VcpuStats {
+            exits: [0; EXIT_NAMES.len()],
+            hypercalls: [0; 256],
+            ports: Vec::new(),
+            guest: Duration::ZERO,
+            wall: Duration::ZERO,
+        }
+    }
+}
+
 impl VcpuStats {
     pub fn count_exit(&mut self, exit: &Exit) {
-        *self.exits.entry(exit.name()).or_default() += 1;
-        match *exit {
-            Exit::IoIn { port, .. } => *self.ports.entry((port, "in")).or_default() += 1,
-            Exit::IoOut { port, .. } => *self.ports.entry((port, "out")).or_default() += 1,
-            _ => {}
+        self.exits[exit.kind()] += 1;
+        let (port, out) = match *exit {
+            Exit::IoIn { port, .. } => (port, false),
+            Exit::IoOut { port, .. } => (port, true),
+            _ => return,
+        };
+        match self.ports.iter_mut().find(|(p, o, _)| *p == port && *o == out) {
+            Some((_, _, n)) => *n += 1,
+            None => self.ports.push((port, out, 1)),
         }
     }
 
     pub fn count_hypercall(&mut self, nr: u8) {
-        *self.hypercalls.entry(nr).or_default() += 1;
+        self.hypercalls[nr as usize] += 1;
     }
 
     pub fn total_exits(&self) -> u64 {
-        self.exits.values().sum()
+        self.exits.iter().sum()
     }
 }
 
@@ -58,18 +74,23 @@ pub fn table(vcpus: &[(usize, String, VcpuStats)]) -> String {
             (wall - guest) * 1e3
         );
         let _ = writeln!(s, "  exits by reason:");
-        for (reason, n) in &st.exits {
+        let mut reasons: Vec<(&str, u64)> = EXIT_NAMES.iter().copied().zip(st.exits).filter(|(_, n)| *n > 0).collect();
+        reasons.sort();
+        for (reason, n) in reasons {
             let _ = writeln!(s, "    {reason:<16} {n:>10}");
         }
-        if !st.hypercalls.is_empty() {
+        if st.hypercalls.iter().any(|&n| n > 0) {
             let _ = writeln!(s, "  hypercalls:");
-            for (nr, n) in &st.hypercalls {
-                let _ = writeln!(s, "    {nr:#04x} {:<11} {n:>10}", hypercall_name(*nr));
+            for (nr, n) in st.hypercalls.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let _ = writeln!(s, "    {nr:#04x} {:<11} {n:>10}", hypercall_name(nr as u8));
             }
         }
         if !st.ports.is_empty() {
             let _ = writeln!(s, "  port I/O:");
-            for ((port, dir), n) in &st.ports {
+            let mut ports = st.ports.clone();
+            ports.sort();
+            for (port, out, n) in ports {
+                let dir = if out { "out" } else { "in" };
                 let _ = writeln!(s, "    {port:#06x} {dir:<11} {n:>10}");
             }
         }
@@ -91,7 +112,7 @@ mod tests {
         st.count_hypercall(1);
         st.count_hypercall(1);
         assert_eq!(st.total_exits(), 4);
-        assert_eq!(st.ports[&(0x500, "out")], 2);
+        assert_eq!(st.ports, vec![(0x500, true, 2), (0x3fd, false, 1)]);
         let t = table(&[(0, "hello".into(), st)]);
         assert!(t.contains("vCPU 0 (hello): 4 exits"));
         assert!(t.contains("0x01 PUTCHAR"));

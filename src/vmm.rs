@@ -22,6 +22,7 @@ use crate::kvm::{
 };
 use crate::stats;
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -177,7 +178,13 @@ impl Machine {
 
 /// Runs a configured VM to the end and returns the exit status to report.
 pub fn run(cfg: Config) -> Result<ExitStatus> {
-    let console = Console::new(Box::new(std::io::stdout()), cfg.color, !std::io::stdin().is_terminal());
+    // Guest bytes go straight to a duplicate of fd 1: one write(2) each, without std's stdout
+    // lock and line buffer in the way (minikvm flushes every byte anyway, so prompts show).
+    let stdout: Box<dyn std::io::Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::sink()), // no stdout at all: the guest's output goes nowhere
+    };
+    let console = Console::new(stdout, cfg.color, !std::io::stdin().is_terminal());
     let machine = Machine::build(&cfg, console.clone())?;
     let mut debug = match &cfg.gdb {
         Some(spec) => Some(GdbWiring::new(spec, &machine, cfg.elf_path.as_deref())?),

@@ -8,6 +8,7 @@
 use super::serial::Serial;
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -24,8 +25,6 @@ pub struct InputState {
     pub serial: Serial,
     /// stdin reached end of file.
     pub eof: bool,
-    /// The guest looked for input and found none since it last printed.
-    pub starved: bool,
     /// The run is ending: blocked readers give up.
     closing: bool,
     irq_level: bool,
@@ -40,6 +39,8 @@ struct OutputState {
 
 pub struct Console {
     input: Mutex<InputState>,
+    /// The guest looked for input and found none since it last printed.
+    starved: AtomicBool,
     /// Signalled when input arrives, stdin ends, or the run is ending.
     input_changed: Condvar,
     /// GETCHAR waits for input instead of answering 0xFF at once (stdin is a pipe or file).
@@ -57,10 +58,10 @@ impl Console {
                 queue: VecDeque::new(),
                 serial: Serial::default(),
                 eof: false,
-                starved: false,
                 closing: false,
                 irq_level: false,
             }),
+            starved: AtomicBool::new(false),
             input_changed: Condvar::new(),
             blocking_getchar,
             output: Mutex::new(OutputState { sink, color, current: None, last_output: Instant::now() }),
@@ -112,13 +113,16 @@ impl Console {
                 st = self.input_changed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         }
-        self.with_input(|st| {
-            let b = st.queue.pop_front();
-            if b.is_none() {
-                st.starved = true;
-            }
-            b
-        })
+        let b = self.with_input(|st| st.queue.pop_front());
+        if b.is_none() {
+            self.note_empty_poll();
+        }
+        b
+    }
+
+    /// The guest looked for input (GETCHAR, or the UART's LSR/RBR) and found none.
+    pub fn note_empty_poll(&self) {
+        self.starved.store(true, Ordering::Relaxed);
     }
 
     /// One byte of guest output from vCPU `vcpu`.
@@ -134,7 +138,8 @@ impl Console {
         let _ = out.sink.flush();
         out.last_output = Instant::now();
         drop(out);
-        self.with_input(|st| st.starved = false);
+        // Printing ends a wait for input.
+        self.starved.store(false, Ordering::Relaxed);
     }
 
     /// Ends coloured output and flushes.
@@ -155,7 +160,8 @@ impl Console {
     /// True once stdin has ended, no input is left and the guest is waiting for some: it polled
     /// and found nothing, or it has the UART's receive interrupt on.
     pub fn waiting_on_closed_input(&self) -> bool {
-        self.with_input(|st| st.eof && st.queue.is_empty() && (st.starved || st.serial.wants_rx_irq()))
+        let starved = self.starved.load(Ordering::Relaxed);
+        self.with_input(|st| st.eof && st.queue.is_empty() && (starved || st.serial.wants_rx_irq()))
     }
 }
 

@@ -161,15 +161,15 @@ impl Vcpu {
             Action::Resume | Action::Kicked | Action::SerialRead { .. } | Action::HypercallIn => {}
             Action::Unclaimed => log::debug!("vCPU {}: unclaimed {:?}", self.id, exit),
             Action::SerialWrite { offset, value } => {
-                let (id, console) = (self.id, &self.console);
-                let mut bytes = Vec::new();
-                console.with_input(|st| st.serial.write(offset, value, &mut |b| bytes.push(b)));
-                for b in bytes {
-                    console.put(id, b);
+                // A register write sends at most one byte (THR), put out after the UART lock is let go.
+                let mut sent = None;
+                self.console.with_input(|st| st.serial.write(offset, value, &mut |b| sent = Some(b)));
+                if let Some(b) = sent {
+                    self.console.put(self.id, b);
                 }
             }
             Action::Hypercall(h) => {
-                lock(&self.stats).count_hypercall(h.number());
+                // (counted with the exit, in `enter`, under the same lock)
                 match h {
                     Hypercall::Exit => return Outcome::End(VcpuEnd::Done("EXIT hypercall")),
                     Hypercall::Putchar => match self.rbx() {
@@ -244,6 +244,9 @@ impl Vcpu {
         let mut st = lock(stats);
         st.guest += in_guest;
         st.count_exit(&exit);
+        if let Exit::IoOut { port: crate::devices::hypercall::PORT, value, .. } = exit {
+            st.count_hypercall(value as u8);
+        }
         drop(st);
         if *sync_sregs {
             let regs = fd.sync_regs();
@@ -258,10 +261,10 @@ impl Vcpu {
         Ok(exit)
     }
 
-    /// BL for PUTCHAR, from sync_regs when the host offers it.
-    fn rbx(&self) -> std::result::Result<u64, String> {
+    /// BL for PUTCHAR, from sync_regs when the host offers it (read in place, not copied out).
+    fn rbx(&mut self) -> std::result::Result<u64, String> {
         if self.sync_regs {
-            Ok(self.fd.sync_regs().regs.rbx)
+            Ok(self.fd.sync_regs_mut().regs.rbx)
         } else {
             self.fd.get_regs().map(|r| r.rbx).map_err(|e| format!("KVM_GET_REGS failed: {e}"))
         }
@@ -623,17 +626,20 @@ impl Vcpu {
 fn answer_in(exit: &Exit, kind: MachineKind, console: &Console) -> u32 {
     match exit::decide(exit, kind) {
         Action::HypercallIn => console.getchar().unwrap_or(NO_INPUT) as u32,
-        Action::SerialRead { offset } => console.with_input(|st| {
-            let was_empty = st.queue.is_empty();
-            let mut queue = std::mem::take(&mut st.queue);
-            let v = st.serial.read(offset, &mut queue);
-            st.queue = queue;
+        Action::SerialRead { offset } => {
+            let (value, was_empty) = console.with_input(|st| {
+                let was_empty = st.queue.is_empty();
+                let mut queue = std::mem::take(&mut st.queue);
+                let v = st.serial.read(offset, &mut queue);
+                st.queue = queue;
+                (v, was_empty)
+            });
             // Polling an empty receiver (LSR without data ready, or an empty RBR) is waiting.
             if was_empty && (offset == 5 || offset == 0) {
-                st.starved = true;
+                console.note_empty_poll();
             }
-            v as u32
-        }),
+            value as u32
+        }
         _ => 0xffff_ffff,
     }
 }
