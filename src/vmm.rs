@@ -113,6 +113,8 @@ enum Event {
     Ended(usize, VcpuEnd),
     /// The gdb session is over.
     Gdb(SessionEnd),
+    /// After stdin ended, a guest started waiting for input (time its --eof-grace).
+    Starving,
 }
 
 /// Why the controller stopped the run, if it did.
@@ -197,6 +199,8 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     // Before any thread starts, so that every thread inherits the blocked mask.
     let signals = StopSignals::block()?;
     let mail: Arc<Mailbox<Event>> = Arc::new(Mailbox::new()?);
+    let starving = mail.clone();
+    console.on_starve(Box::new(move || starving.post(Event::Starving)));
 
     let uses_paging = machine.uses_paging;
     let mut controls: Vec<Arc<VcpuControl>> = Vec::new();
@@ -257,7 +261,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     };
     while ends.iter().any(Option::is_none) || gdb_attached {
         // Sleep until something happens; wake for the deadline, to re-kick vCPUs that have not
-        // stopped yet, or (after stdin ended) to watch for a guest starving on input.
+        // stopped yet, or when a guest waiting on ended input has been quiet for --eof-grace.
         let mut timeout: Option<Duration> = None;
         let mut at_most = |d: Duration| timeout = Some(timeout.map_or(d, |t| t.min(d)));
         if stop.is_some() {
@@ -266,8 +270,8 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
             if let Some(d) = deadline {
                 at_most(d.saturating_duration_since(Instant::now()));
             }
-            if input.is_none() && !gdb_attached {
-                at_most(Duration::from_millis(100));
+            if input.is_none() && !gdb_attached && console.waiting_on_closed_input() {
+                at_most(cfg.eof_grace.saturating_sub(Duration::from_secs_f64(console.quiet_for())));
             }
         }
         let woke = controller::wait(&mail, &signals, input.is_some(), timeout)?;
@@ -313,6 +317,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                         SessionEnd::RunOver | SessionEnd::NeverConnected => {}
                     }
                 }
+                Event::Starving => {} // the wait above is recomputed with the grace period
             }
         }
         if stop.is_some() {

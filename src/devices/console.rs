@@ -41,6 +41,11 @@ pub struct Console {
     input: Mutex<InputState>,
     /// The guest looked for input and found none since it last printed.
     starved: AtomicBool,
+    /// stdin has ended (a copy of `InputState::eof` that needs no lock).
+    ended: AtomicBool,
+    /// Called when, after stdin ended, the guest starts waiting for input (the controller then
+    /// times its `--eof-grace`).
+    starve_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// Signalled when input arrives, stdin ends, or the run is ending.
     input_changed: Condvar,
     /// GETCHAR waits for input instead of answering 0xFF at once (stdin is a pipe or file).
@@ -62,6 +67,8 @@ impl Console {
                 irq_level: false,
             }),
             starved: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            starve_hook: Mutex::new(None),
             input_changed: Condvar::new(),
             blocking_getchar,
             output: Mutex::new(OutputState { sink, color, current: None, last_output: Instant::now() }),
@@ -95,6 +102,7 @@ impl Console {
     }
 
     pub fn set_eof(&self) {
+        self.ended.store(true, Ordering::Relaxed);
         self.with_input(|st| st.eof = true);
         self.input_changed.notify_all();
     }
@@ -120,9 +128,18 @@ impl Console {
         b
     }
 
+    /// Sets what to call when the guest starts waiting on input after stdin ended.
+    pub fn on_starve(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        *lock(&self.starve_hook) = Some(hook);
+    }
+
     /// The guest looked for input (GETCHAR, or the UART's LSR/RBR) and found none.
     pub fn note_empty_poll(&self) {
-        self.starved.store(true, Ordering::Relaxed);
+        if !self.starved.swap(true, Ordering::Relaxed) && self.ended.load(Ordering::Relaxed) {
+            if let Some(hook) = lock(&self.starve_hook).as_ref() {
+                hook();
+            }
+        }
     }
 
     /// One byte of guest output from vCPU `vcpu`.
