@@ -29,14 +29,20 @@ fn native_loop(dir: &Path) -> PathBuf {
     bin
 }
 
-fn wait_listening(port: u16) {
-    for _ in 0..500 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+/// Waits until the server says on stderr that it listens (minikvm: "waiting for gdb", gdbserver:
+/// "Listening on port"). Probing the port instead would use up its one connection.
+fn wait_listening(child: &mut Child, needle: &'static str) {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(needle) {
+                let _ = tx.send(());
+            }
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("nothing listens on port {port}");
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("the server never said {needle:?}"));
 }
 
 /// Runs gdb with `prologue` (gets to a looping pc), then times `n` stepi and `n` continues onto a
@@ -89,28 +95,28 @@ fn main() {
     let (mut mk, mut gs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let port = free_port();
-        let child = Command::new(&minikvm)
+        let mut child = Command::new(&minikvm)
             .args(["--gdb", &port.to_string(), "spin"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("minikvm");
-        wait_listening(port);
+        wait_listening(&mut child, "waiting for gdb");
         // `spin` prints, then loops on `jmp .`: a few steps put $pc in the loop.
         mk.push(measure(port, "hbreak *0x12\ncontinue\ndelete", n));
         reap(child);
 
         let port = free_port();
-        let child = Command::new("gdbserver")
+        let mut child = Command::new("gdbserver")
             .arg(format!("127.0.0.1:{port}"))
             .arg(&native)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("gdbserver (Debian package gdbserver)");
-        wait_listening(port);
+        wait_listening(&mut child, "Listening on port");
         gs.push(measure(port, &format!("file {}\nbreak main\ncontinue\ndelete\nstepi 3", native.display()), n));
         reap(child);
     }
