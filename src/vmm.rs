@@ -202,6 +202,10 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     let starving = mail.clone();
     console.on_starve(Box::new(move || starving.post(Event::Starving)));
 
+    // Raw mode before the first guest instruction, so no early key is cooked or echoed.
+    let raw = RawTerminal::enter();
+    let mut input = Some(StdinReader::new(raw.is_some()));
+
     let uses_paging = machine.uses_paging;
     let mut controls: Vec<Arc<VcpuControl>> = Vec::new();
     let mut stats_refs = Vec::new();
@@ -231,8 +235,6 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     }
     let stoppers = debug.as_ref().map(GdbWiring::stoppers).unwrap_or_default();
 
-    let raw = RawTerminal::enter();
-    let mut input = Some(StdinReader::new(raw.is_some()));
     // The stub runs on its own thread and reports how the session ended. Signals are already
     // routed to the signalfd, so a SIGTERM right after the "waiting for gdb" line is not lost.
     let mut gdb_attached = false;

@@ -346,6 +346,18 @@ fn bad_input_is_one_line_and_exit_2() {
 /// Random bytes as real-mode guests: whatever they do, minikvm ends with a documented status and
 /// never panics. Four guests per run (one VM, four vCPUs) on two threads; a time budget keeps the
 /// test bounded on slow hosts (it says on stderr how many blobs it left out).
+/// QEMU 10.0.2's TCG (the CPU under the nested lane's KVM) segfaults decoding `mov` into the
+/// nonexistent segment registers 6 and 7 (opcode 0x8E with ModRM.reg 6 or 7; fixed upstream in
+/// later stable releases). That is the emulator crashing, not minikvm: in that lane such opcodes
+/// become `nop`, and every other random byte stays.
+fn avoid_qemu_sreg_bug(bytes: &mut [u8]) {
+    for i in 0..bytes.len().saturating_sub(1) {
+        if bytes[i] == 0x8e && (bytes[i + 1] >> 3) & 7 >= 6 {
+            bytes[i] = 0x90;
+        }
+    }
+}
+
 #[test]
 fn random_guests_never_crash_minikvm() {
     const BLOBS: usize = 1000;
@@ -359,7 +371,10 @@ fn random_guests_never_crash_minikvm() {
     let files: Vec<String> = (0..BLOBS)
         .map(|i| {
             let path = dir.path().join(format!("blob{i:04}.bin"));
-            let bytes: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
+            let mut bytes: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
+            if common::in_nested_lane() {
+                avoid_qemu_sreg_bug(&mut bytes);
+            }
             std::fs::write(&path, bytes).unwrap();
             path.to_str().unwrap().to_string()
         })
