@@ -103,5 +103,11 @@ while IFS= read -r bin; do
     say "BIN $name rc=$rc passed=$p failed=$f ignored=$i self_skipped=$s result=$r secs=$(awk "BEGIN{printf \"%.1f\", $t1-$t0}")"
 done </lane/tests.list
 
+# Measurements, not tests: the 1K OS's VM exits and times (benches/os1k-numbers.sh). They never
+# decide the result; the host copies the NUMBERS lines into <work>/os1k-numbers-<cpu>.md.
+if [ "$LANE_NUMBERS" = 1 ] && [ -f benches/os1k-numbers.sh ]; then
+    timeout 300 sh benches/os1k-numbers.sh "$LANE_MINIKVM" </dev/null 2>&1 | while IFS= read -r line; do say "NUMBERS $line"; done
+fi
+
 say "DONE binaries=$nb passed=$tp failed=$tf ignored=$ti crashed=$crashed self_skipped=$skipped tests_end=$(up)s"
 off
