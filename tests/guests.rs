@@ -346,20 +346,18 @@ fn bad_input_is_one_line_and_exit_2() {
 /// Random bytes as real-mode guests: whatever they do, minikvm ends with a documented status and
 /// never panics. Four guests per run (one VM, four vCPUs) on two threads; a time budget keeps the
 /// test bounded on slow hosts (it says on stderr how many blobs it left out).
-/// QEMU 10.0.2's TCG (the CPU under the nested lane's KVM) segfaults decoding `mov` into the
-/// nonexistent segment registers 6 and 7 (opcode 0x8E with ModRM.reg 6 or 7; fixed upstream in
-/// later stable releases). That is the emulator crashing, not minikvm: in that lane such opcodes
-/// become `nop`, and every other random byte stays.
-fn avoid_qemu_sreg_bug(bytes: &mut [u8]) {
-    for i in 0..bytes.len().saturating_sub(1) {
-        if bytes[i] == 0x8e && (bytes[i + 1] >> 3) & 7 >= 6 {
-            bytes[i] = 0x90;
-        }
-    }
-}
-
 #[test]
 fn random_guests_never_crash_minikvm() {
+    if common::in_nested_lane() {
+        // Under the nested lane's KVM the guest's code is executed by QEMU 10.0.2's TCG, which
+        // segfaults on some invalid opcodes (e.g. `mov` to segment register 7, 8E /7): the
+        // emulator below the test dies, not minikvm. Random code is exercised on the host lane.
+        eprintln!(
+            "SKIPPED random_guests_never_crash_minikvm: QEMU 10.0.2 (TCG) under the nested lane crashes on random \
+             code; this test runs on the host lane"
+        );
+        return;
+    }
     const BLOBS: usize = 1000;
     const PER_RUN: usize = 4;
     const THREADS: usize = 2;
@@ -371,10 +369,7 @@ fn random_guests_never_crash_minikvm() {
     let files: Vec<String> = (0..BLOBS)
         .map(|i| {
             let path = dir.path().join(format!("blob{i:04}.bin"));
-            let mut bytes: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
-            if common::in_nested_lane() {
-                avoid_qemu_sreg_bug(&mut bytes);
-            }
+            let bytes: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
             std::fs::write(&path, bytes).unwrap();
             path.to_str().unwrap().to_string()
         })
