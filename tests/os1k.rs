@@ -320,7 +320,9 @@ fn run_minikvm(test: &str, case: &Case) {
     // From a directory without an `os-1k/` in it: a path there would be taken for the guest.
     let output = common::minikvm()
         .current_dir(std::env::temp_dir())
-        .arg("os-1k")
+        // Every script ends with `0` (power off); a generous end-of-input grace keeps a slow
+        // emulated host (the nested lane) from ending a quiet program, e.g. the sleeping counter.
+        .args(["--eof-grace", "60", "os-1k"])
         .write_stdin(case.input)
         .output()
         .expect("minikvm runs");
