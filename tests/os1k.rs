@@ -328,6 +328,8 @@ fn run_minikvm(test: &str, case: &Case) {
         .expect("minikvm runs");
     let out = String::from_utf8_lossy(&output.stdout).replace('\r', "");
     let err = String::from_utf8_lossy(&output.stderr);
+    // Shown by libtest when a check below fails: how minikvm ended says why output may be missing.
+    println!("{test}: minikvm ended with {}; its stderr:\n{err}", output.status);
     check_output(test, case, &out, true);
     assert!(output.status.success(), "{test}: minikvm failed ({})\nstderr: {err}", output.status);
 }

@@ -9,6 +9,7 @@
 #   @@nested-lane: SELF-SKIPPED <test>: <why>      (a test that skipped itself, see tests/common)
 #   @@nested-lane: DONE binaries=<n> passed=<n> failed=<n> ignored=<n> crashed=<n> self_skipped=<n> ...
 # "passed" excludes the self-skipped tests (libtest counts them as passed).
+#   @@nested-lane: ALIVE ...     (the watchdog, while a test binary runs over a minute)
 #   @@nested-lane: FATAL <why>
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root TMPDIR=/tmp USER=root LOGNAME=root TERM=dumb LANG=C.UTF-8
@@ -64,6 +65,47 @@ fi
 set --
 while IFS= read -r a; do set -- "$@" "$a"; done </lane/args
 
+# Watchdog: while a test binary runs longer than a minute, say every 30 s what is running: each
+# minikvm's command line, and for each of its threads where in the kernel it waits (its /proc
+# stack; empty while it runs) and its CPU time in user/system/guest mode. The first time per
+# binary it also records one second of KVM's trace events (tracefs), which tell a guest that
+# waits from one that loops. If these lines stop too, the whole VM (the kernel or QEMU) froze.
+thread_line() { # $1 = /proc/PID/task/TID
+    set -- "$1" $(sed 's/^.*) //' "$1/stat" 2>/dev/null)
+    # after the name: $2 = state (field 3), so field n is $((n - 1)): utime 14, stime 15, guest 43
+    printf '%s (%s) state %s user %s sys %s guest %s ticks; in kernel: %s' "${1##*/}" "$(cat "$1/comm" 2>/dev/null)" \
+        "$2" "${13}" "${14}" "${42}" "$(tr '\n' ' ' <"$1/stack" 2>/dev/null | sed 's/\[<[0-9a-f]*>\] //g' | cut -c1-240)"
+}
+kvm_trace() {
+    t=/sys/kernel/tracing
+    [ -d "$t/events/kvm" ] || mount -t tracefs nodev "$t" 2>/dev/null
+    [ -w "$t/events/kvm/enable" ] || { say "ALIVE   (no tracefs kvm events here)"; return; }
+    echo 4096 >"$t/buffer_size_kb"; echo >"$t/trace"
+    echo 1 >"$t/events/kvm/enable"; sleep 1; echo 0 >"$t/events/kvm/enable"
+    say "ALIVE   KVM events in 1 s, by kind: $(grep -v '^#' "$t/trace" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^kvm_[a-z_]*:$/) { k = $i; if ($i == "kvm_exit:") for (j = i + 1; j < NF; j++) if ($j == "reason") { k = k " " $(j + 1); break }; n[k]++ } } END { for (k in n) printf "%s=%d, ", k, n[k] }')"
+    grep -v '^#' "$t/trace" | tail -40 | while IFS= read -r l; do say "ALIVE   trace: $l"; done
+}
+watchdog() {
+    while sleep 30; do
+        [ -f /tmp/current ] || continue
+        read -r cname cstart </tmp/current
+        now=$(up)
+        el=$(awk "BEGIN{printf \"%d\", $now-$cstart}")
+        [ "$el" -ge 60 ] || continue
+        say "ALIVE at ${now}s: $cname running for ${el}s; load $(cut -d' ' -f1-3 /proc/loadavg)"
+        for pid in $(pidof minikvm); do
+            say "ALIVE   minikvm $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-200)"
+            for t in /proc/"$pid"/task/*; do say "ALIVE     thread $(thread_line "$t")"; done
+        done
+        if [ -n "$(pidof minikvm)" ] && [ ! -e "/tmp/traced.$cname.$cstart" ]; then
+            : >"/tmp/traced.$cname.$cstart"
+            kvm_trace
+        fi
+    done
+}
+watchdog &
+WATCHDOG=$!
+
 set -o pipefail
 nb=0 tp=0 tf=0 ti=0 crashed=0 skipped=0
 say "tests start at $(up)s"
@@ -73,16 +115,9 @@ while IFS= read -r bin; do
     nb=$((nb + 1))
     say "RUN $name"
     t0=$(up)
+    echo "$name $t0" >/tmp/current
     timeout "$LANE_BIN_TIMEOUT" "$bin" "$@" </dev/null 2>&1 | tee /tmp/out
     rc=$?
-    # The -cpu max lane (KVM on TCG's emulated SVM with nested paging) sometimes stalls a guest
-    # for a minute. A binary with failed tests runs once more; the retry is reported by name in
-    # the summary, never hidden, and a second failure counts.
-    if [ "$rc" != 0 ] && grep -q '^test result: FAILED' /tmp/out; then
-        say "RETRY $name: first run failed: $(grep -o '^test [^ ]* \.\.\. FAILED' /tmp/out | awk '{print $2}' | tr '\n' ' ')"
-        timeout "$LANE_BIN_TIMEOUT" "$bin" "$@" </dev/null 2>&1 | tee /tmp/out
-        rc=$?
-    fi
     t1=$(up)
     res=$(grep '^test result: ' /tmp/out | tail -1)
     p=$(echo "$res" | sed -n 's/.* \([0-9][0-9]*\) passed;.*/\1/p')
@@ -109,13 +144,18 @@ while IFS= read -r bin; do
     fi
     tp=$((tp + p)) tf=$((tf + f)) ti=$((ti + i)) skipped=$((skipped + s))
     say "BIN $name rc=$rc passed=$p failed=$f ignored=$i self_skipped=$s result=$r secs=$(awk "BEGIN{printf \"%.1f\", $t1-$t0}")"
-done </lane/tests.list
+done <<EOF
+$(n=0; while [ "$n" -lt "${LANE_REPEAT:-1}" ]; do cat /lane/tests.list; n=$((n + 1)); done)
+EOF
 
 # Measurements, not tests: the 1K OS's VM exits and times (benches/os1k-numbers.sh). They never
 # decide the result; the host copies the NUMBERS lines into <work>/os1k-numbers-<cpu>.md.
 if [ "$LANE_NUMBERS" = 1 ] && [ -f benches/os1k-numbers.sh ]; then
+    echo "benches/os1k-numbers.sh $(up)" >/tmp/current
     timeout 300 sh benches/os1k-numbers.sh "$LANE_MINIKVM" </dev/null 2>&1 | while IFS= read -r line; do say "NUMBERS $line"; done
 fi
 
+rm -f /tmp/current
+kill "$WATCHDOG" 2>/dev/null
 say "DONE binaries=$nb passed=$tp failed=$tf ignored=$ti crashed=$crashed self_skipped=$skipped tests_end=$(up)s"
 off
