@@ -306,9 +306,20 @@ impl Vcpu {
                 sr.cr3,
                 sr.cr4
             );
+            if *fault == Fault::TripleFault && looks_like_reset(&r, &sr) {
+                s += "\n  (these are the CPU's power-on values, not where it faulted: this host's KVM \
+                      resets the vCPU when it shuts down, as KVM on AMD SVM does; step up to the fault \
+                      with `--gdb` to see it)";
+            }
         }
         s
     }
+}
+
+/// Whether registers hold the x86 power-on state (CS:IP F000:FFF0, CR0 with PE clear), which is
+/// all KVM on AMD SVM leaves after a triple fault.
+fn looks_like_reset(r: &kvm_regs, sr: &kvm_sregs) -> bool {
+    sr.cs.selector == 0xf000 && r.rip == 0xfff0 && sr.cr0 & 1 == 0
 }
 
 // ----- under a debugger: the vCPU side of the gdb stub -----------------------------------------
