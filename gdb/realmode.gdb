@@ -15,13 +15,19 @@
 #   linear ADDR       the linear address behind gdb address ADDR
 #   xlinear LINEAR    examine 16 bytes at a linear address (converted to a gdb address)
 #   stepover          run to the instruction after this one: steps over `int`, `call`, `rep movsb`
-# and a stop hook that shows cs-ip and the next instruction at every stop.
+#   sync-arch         decode as i8086 in real mode, as i386 in protected mode (gdb reads the
+#                     mode once, when it connects)
+# and a stop hook that runs sync-arch and shows cs-ip and the next instruction at every stop.
 
 define cs-ip
-  printf "CS:IP %04x:%04x  linear %#x\n", $cs, (unsigned) $eip & 0xffff, $cs_base + (unsigned) $eip
+  if ($cr0 & 1)
+    printf "CS:EIP %04x:%08x  linear %#x (protected mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
+  else
+    printf "CS:IP %04x:%04x  linear %#x\n", $cs, (unsigned) $eip & 0xffff, $cs_base + (unsigned) $eip
+  end
 end
 document cs-ip
-Show CS:IP and the linear address of the next instruction (CS base + IP).
+Show CS:IP (CS:EIP in protected mode) and the linear address of the next instruction (CS base + IP).
 end
 
 define linear
@@ -39,6 +45,7 @@ xlinear LINEAR: examine 16 bytes at a linear address (gdb addresses are CS base 
 end
 
 define hook-stop
+  sync-arch
   cs-ip
   x/i $pc
 end
@@ -61,4 +68,26 @@ stepi follows an `int` or a `call` into the handler; stepover runs it and stops 
 
 
 StepOver()
+
+
+class SyncArch(gdb.Command):
+    """Make gdb decode instructions the way the vCPU runs them: i8086 while CR0.PE is clear,
+i386 once the guest has switched to protected mode.
+
+gdb reads minikvm's target description (i8086 or i386) once, when it connects; a guest that
+switches modes afterwards would otherwise be disassembled in the old mode. The stop hook
+runs this at every stop."""
+
+    def __init__(self):
+        super().__init__("sync-arch", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        protected = int(gdb.parse_and_eval("$cr0")) & 1
+        want = "i386" if protected else "i8086"
+        if gdb.selected_frame().architecture().name() != want:
+            gdb.execute("set architecture " + want, to_string=True)
+            print("(the vCPU is in %s mode now: gdb decodes %s)" % ("protected" if protected else "real", want))
+
+
+SyncArch()
 end

@@ -503,6 +503,26 @@ fn realmode_script_shows_cs_ip_and_steps_over_a_call() {
     assert_eq!(vm.finish().0, STOPPED);
 }
 
+/// A guest that switches to protected mode: realmode.gdb's stop hook switches gdb's decoder from
+/// i8086 to i386 with it. (vCPU 0, CS base 0: the nested lane's QEMU handles this breakpoint.)
+#[test]
+fn realmode_script_follows_a_switch_to_protected_mode() {
+    if skip("realmode.gdb mode switch") {
+        return;
+    }
+    let vm = Vm::start(&["triple-fault"]);
+    let script = format!("source {}/gdb/realmode.gdb", env!("CARGO_MANIFEST_DIR"));
+    let sym = format!("symbol-file {}", elf("triple-fault"));
+    let t = gdb(&vm, &[&script, &sym, "show architecture", "hbreak *pm32", "continue", "show architecture", "kill"]);
+    assert!(t.contains("(currently \"i8086\")"), "{t}");
+    assert!(t.contains("(the vCPU is in protected mode now: gdb decodes i386)"), "{t}");
+    assert!(t.contains("The target architecture is set to \"i386\"."), "{t}");
+    assert!(t.contains("CS:EIP 0008:0000003d  linear 0x3d (protected mode)"), "{t}");
+    assert!(t.lines().any(|l| l.contains("<pm32>") && l.contains("ud2")), "{t}");
+    assert!(!t.contains("Error while running hook_stop"), "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
+}
+
 #[test]
 fn kill_ends_minikvm_with_status_6() {
     if skip("kill") {
