@@ -95,8 +95,24 @@ fn bench(quick: bool) {
     let (put_pm, put_pf) = (per(put_m, start_m), per(put_f, start_f));
     let me = std::env::current_exe().expect("own path");
     let hello = guest_bin("hello");
-    let rss_m = rss_kib(&[minikvm().to_str().unwrap_or_default(), "hello"]);
-    let rss_f = rss_kib(&[me.to_str().unwrap_or_default(), "floor", hello.to_str().unwrap_or_default()]);
+    // Peak RSS varies from run to run by ~10% (which pages the kernel maps around each fault):
+    // medians of interleaved samples, with the spread shown.
+    let (mut rss_ms, mut rss_fs) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        rss_ms.push(rss_kib(&[minikvm().to_str().unwrap_or_default(), "hello"]));
+        rss_fs.push(rss_kib(&[me.to_str().unwrap_or_default(), "floor", hello.to_str().unwrap_or_default()]));
+    }
+    rss_ms.sort_unstable();
+    rss_fs.sort_unstable();
+    let (rss_m, rss_f) = (rss_ms[rss_ms.len() / 2], rss_fs[rss_fs.len() / 2]);
+    let mib = |k: u64| k as f64 / 1024.0;
+    let rss_spread = format!(
+        "minikvm {:.2}–{:.2} MiB, floor {:.2}–{:.2} MiB",
+        mib(rss_ms[0]),
+        mib(rss_ms[rss_ms.len() - 1]),
+        mib(rss_fs[0]),
+        mib(rss_fs[rss_fs.len() - 1])
+    );
     let rss_true = rss_kib(&["/bin/true"]);
 
     let row = |what: &str, m: String, f: String, ratio: f64, target: &str| {
@@ -139,7 +155,8 @@ fn bench(quick: bool) {
     );
     let report = format!(
         "# minikvm benchmark results\n\nMeasured by `cargo bench --bench exits` ({reps} interleaved runs per side, medians), \
-         on {} with {}.\nFor scale: `/bin/true` peaks at {:.2} MiB RSS on the same machine.\n\n{table}",
+         on {} with {}.\nFor scale: `/bin/true` peaks at {:.2} MiB RSS on the same machine. \
+         Peak RSS over the {reps} runs: {rss_spread}.\n\n{table}",
         host_kvm(),
         cpu_model(),
         rss_true as f64 / 1024.0
