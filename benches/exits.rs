@@ -62,9 +62,14 @@ fn time_once(cmd: &mut Command) -> Duration {
     d
 }
 
-fn median(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v[v.len() / 2].as_secs_f64()
+fn median(v: Vec<Duration>) -> f64 {
+    middle(v).as_secs_f64()
+}
+
+/// The middle value of `v` once sorted (the upper one of an even count).
+fn middle<T: Ord + Copy>(mut v: Vec<T>) -> T {
+    v.sort_unstable();
+    v[v.len() / 2]
 }
 
 /// Runs minikvm and the floor alternately `reps` times on one guest; returns (minikvm, floor) medians.
@@ -102,17 +107,12 @@ fn bench(quick: bool) {
         rss_ms.push(rss_kib(&[minikvm().to_str().unwrap_or_default(), "hello"]));
         rss_fs.push(rss_kib(&[me.to_str().unwrap_or_default(), "floor", hello.to_str().unwrap_or_default()]));
     }
-    rss_ms.sort_unstable();
-    rss_fs.sort_unstable();
-    let (rss_m, rss_f) = (rss_ms[rss_ms.len() / 2], rss_fs[rss_fs.len() / 2]);
     let mib = |k: u64| k as f64 / 1024.0;
-    let rss_spread = format!(
-        "minikvm {:.2}–{:.2} MiB, floor {:.2}–{:.2} MiB",
-        mib(rss_ms[0]),
-        mib(rss_ms[rss_ms.len() - 1]),
-        mib(rss_fs[0]),
-        mib(rss_fs[rss_fs.len() - 1])
-    );
+    let spread = |v: &[u64]| {
+        format!("{:.2}–{:.2} MiB", mib(v.iter().copied().min().unwrap_or(0)), mib(v.iter().copied().max().unwrap_or(0)))
+    };
+    let rss_spread = format!("minikvm {}, floor {}", spread(&rss_ms), spread(&rss_fs));
+    let (rss_m, rss_f) = (middle(rss_ms), middle(rss_fs));
     let rss_true = rss_kib(&["/bin/true"]);
 
     let row = |what: &str, m: String, f: String, ratio: f64, target: &str| {
@@ -148,8 +148,8 @@ fn bench(quick: bool) {
     );
     table += &format!(
         "| peak RSS, `hello` | {:.2} MiB | {:.2} MiB | {:.3}× | ≤ 3 MiB | {} |\n",
-        rss_m as f64 / 1024.0,
-        rss_f as f64 / 1024.0,
+        mib(rss_m),
+        mib(rss_f),
         rss_m as f64 / rss_f.max(1) as f64,
         if rss_m <= 3 * 1024 { "met" } else { "missed" }
     );
@@ -159,7 +159,7 @@ fn bench(quick: bool) {
          Peak RSS over the {reps} runs: {rss_spread}.\n\n{table}",
         host_kvm(),
         cpu_model(),
-        rss_true as f64 / 1024.0
+        mib(rss_true)
     );
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");

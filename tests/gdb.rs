@@ -41,6 +41,16 @@ fn elf(name: &str) -> &'static str {
     guests::builtin(name).map(|g| g.elf_path).unwrap_or_else(|| panic!("no built-in guest {name}"))
 }
 
+/// gdb's command that loads a built-in guest's symbols (not `file`: see gdb/realmode.gdb).
+fn symbol_file(name: &str) -> String {
+    format!("symbol-file {}", elf(name))
+}
+
+/// The path of one of the project's gdb scripts (`gdb/NAME`).
+fn gdb_script(name: &str) -> String {
+    format!("{}/gdb/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn bin(name: &str) -> &'static str {
     guests::builtin(name).map(|g| g.bin_path).unwrap_or_else(|| panic!("no built-in guest {name}"))
 }
@@ -310,7 +320,7 @@ fn hbreak_and_continue_stop_at_the_label() {
         return;
     }
     let vm = Vm::start(&["hello"]);
-    let sym = format!("symbol-file {}", elf("hello"));
+    let sym = symbol_file("hello");
     let t = gdb(&vm, &[&sym, "hbreak done", "continue", "p $pc == done", "p/x $pc", "continue"]);
     assert!(t.contains("Hardware assisted breakpoint 1 at"), "{t}");
     assert!(t.contains("Breakpoint 1, done ()"), "{t}");
@@ -326,7 +336,7 @@ fn break_uses_a_debug_register_and_stops_every_time() {
         return;
     }
     let vm = Vm::start(&["counter"]);
-    let sym = format!("symbol-file {}", elf("counter"));
+    let sym = symbol_file("counter");
     let t = gdb(&vm, &[&sym, "break print_digit", "continue", "continue", "x/1xb &digit", "delete", "continue"]);
     assert!(t.contains("Breakpoint 1, print_digit ()"), "{t}");
     // The guest starts at print_digit: gdb steps over the breakpoint it is at, so the two stops
@@ -344,7 +354,7 @@ fn watch_on_digit_reports_old_and_new_value() {
         return;
     }
     let vm = Vm::start(&["counter"]);
-    let sym = format!("symbol-file {}", elf("counter"));
+    let sym = symbol_file("counter");
     let t = gdb(&vm, &[&sym, "watch *(unsigned char *)&digit", "continue", "continue", "delete", "continue"]);
     assert!(t.contains("Hardware watchpoint 1: *(unsigned char *)&digit"), "{t}");
     assert!(t.contains("Old value = 0 '\\000'\nNew value = 1 '\\001'"), "{t}");
@@ -389,7 +399,7 @@ fn registers_and_memory_set_in_gdb_are_what_the_guest_continues_with() {
 
     // counter: `digit` lives in memory; start it at 7.
     let vm = Vm::start(&["counter"]);
-    let sym = format!("symbol-file {}", elf("counter"));
+    let sym = symbol_file("counter");
     let t = gdb(&vm, &[&sym, "set var *(unsigned char *)&digit = 7", "x/1xb &digit", "continue"]);
     assert!(t.contains(":\t0x07"), "{t}");
     let (code, out, _) = vm.finish();
@@ -434,7 +444,7 @@ fn ctrl_c_stops_an_endless_loop() {
         return;
     }
     let vm = Vm::start(&["spin"]);
-    let sym = format!("symbol-file {}", elf("spin"));
+    let sym = symbol_file("spin");
     let g = Gdb::spawn(
         &vm,
         &[&sym, "continue", "p (unsigned) $pc >= (unsigned) &next && (unsigned) $pc <= (unsigned) &spin", "kill"],
@@ -460,7 +470,7 @@ fn ctrl_c_stops_a_guest_while_a_watchpoint_is_set() {
     // Where KVM ignores data breakpoints, minikvm steps the guest to watch memory: Ctrl-C must
     // stop that too.
     let vm = Vm::start(&["spin"]);
-    let sym = format!("symbol-file {}", elf("spin"));
+    let sym = symbol_file("spin");
     let g = Gdb::spawn(
         &vm,
         &[
@@ -491,8 +501,8 @@ fn realmode_script_shows_cs_ip_and_steps_over_a_call() {
         return;
     }
     let vm = Vm::start(&["multiplication", "counter"]);
-    let script = format!("source {}/gdb/realmode.gdb", env!("CARGO_MANIFEST_DIR"));
-    let sym = format!("symbol-file {}", elf("counter"));
+    let script = format!("source {}", gdb_script("realmode.gdb"));
+    let sym = symbol_file("counter");
     let t = gdb(&vm, &[&script, &sym, "thread 2", "cs-ip", "linear digit", "stepi", "stepi", "stepover", "kill"]);
     assert!(t.contains("CS:IP 4000:0000  linear 0x40000"), "{t}");
     assert!(t.contains("gdb address 0x2a = linear 0x4002a (CS base 0x40000)"), "{t}");
@@ -511,8 +521,8 @@ fn realmode_script_follows_a_switch_to_protected_mode() {
         return;
     }
     let vm = Vm::start(&["triple-fault"]);
-    let script = format!("source {}/gdb/realmode.gdb", env!("CARGO_MANIFEST_DIR"));
-    let sym = format!("symbol-file {}", elf("triple-fault"));
+    let script = format!("source {}", gdb_script("realmode.gdb"));
+    let sym = symbol_file("triple-fault");
     let t = gdb(&vm, &[&script, &sym, "show architecture", "hbreak *pm32", "continue", "show architecture", "kill"]);
     assert!(t.contains("(currently \"i8086\")"), "{t}");
     assert!(t.contains("(the vCPU is in protected mode now: gdb decodes i386)"), "{t}");
@@ -725,7 +735,7 @@ fn kernel_session_script() {
         return;
     }
     let vm = Vm::start(&["os-1k"]);
-    let script = format!("{}/gdb/os-1k.gdb", env!("CARGO_MANIFEST_DIR"));
+    let script = gdb_script("os-1k.gdb");
     let mut c = Command::new("gdb");
     c.args([
         "-nx",

@@ -77,7 +77,7 @@ thread_line() { # $1 = /proc/PID/task/TID
         "$2" "${13}" "${14}" "${42}" "$(tr '\n' ' ' <"$1/stack" 2>/dev/null | sed 's/\[<[0-9a-f]*>\] //g' | cut -c1-240)"
 }
 kvm_trace() {
-    t=/sys/kernel/tracing
+    local t=/sys/kernel/tracing
     [ -d "$t/events/kvm" ] || mount -t tracefs nodev "$t" 2>/dev/null
     [ -w "$t/events/kvm/enable" ] || { say "ALIVE   (no tracefs kvm events here)"; return; }
     echo 4096 >"$t/buffer_size_kb"; echo >"$t/trace"
