@@ -22,6 +22,8 @@ pub enum ExitStatus {
     InputEnded = 5,
     /// Stopped on purpose: the escape keys, SIGINT/SIGTERM, or `kill` in gdb.
     Stopped = 6,
+    /// minikvm itself failed (a bug: a vCPU or stub thread died); the message asks for a report.
+    Internal = 7,
 }
 
 impl ExitStatus {

@@ -4,6 +4,8 @@
 //! real-KVM lane can run these very test binaries against a minikvm copied into its initramfs.
 #![allow(dead_code)]
 
+pub mod fuzz;
+
 use std::path::PathBuf;
 use std::process::Command;
 
