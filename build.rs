@@ -3,6 +3,8 @@
 //! * `guest/*.S` — real-mode flat guests. Each is assembled with `as --32`, linked at address 0 with
 //!   `guest/guest.ld` into an ELF (kept, with symbols, for gdb) and cut to a flat binary with
 //!   `objcopy -O binary`. The first line of each file is `# minikvm-guest: <one-line description>`.
+//!   A second line `# minikvm-mode: long` marks a 64-bit guest (`--long-mode`): `as --64`, linked
+//!   with `guest/guest64.ld`.
 //! * `guest/seed/*.S` — flat 32-bit kernels for `--paging` (seed compatibility mode).
 //! * `os-1k/` — the 1K OS. Every `.c` and `.S` below it is compiled with `gcc -m32 -ffreestanding`
 //!   and linked with `os-1k/kernel.ld` into one Multiboot ELF32 kernel, `kernel.elf`.
@@ -43,8 +45,8 @@ fn main() {
     for g in flat_guests(&root, &dest) {
         writeln!(
             table,
-            "    BuiltinGuest {{ name: {:?}, description: {:?}, kind: GuestKind::Flat, image: include_bytes!({:?}), bin_path: {:?}, elf_path: {:?} }},",
-            g.name, g.description, g.bin, g.bin, g.elf
+            "    BuiltinGuest {{ name: {:?}, description: {:?}, kind: GuestKind::{}, image: include_bytes!({:?}), bin_path: {:?}, elf_path: {:?} }},",
+            g.name, g.description, if g.long_mode {"LongMode"} else {"Flat"}, g.bin, g.bin, g.elf
         )
         .ok();
     }
@@ -66,11 +68,13 @@ struct Flat {
     description: String,
     bin: String,
     elf: String,
+    long_mode: bool,
 }
 
 fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
     let dir = root.join("guest");
     let script = dir.join("guest.ld");
+    let script64 = dir.join("guest64.ld");
     let mut sources: Vec<PathBuf> = match fs::read_dir(&dir) {
         Ok(rd) => {
             rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "S")).collect()
@@ -90,11 +94,14 @@ fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
             .unwrap_or_else(|| {
                 fail(&format!("{}: first line must be `# minikvm-guest: <description>`", src.display()))
             });
+        let long_mode = text.lines().nth(1).is_some_and(|l| l.trim() == "# minikvm-mode: long");
+        let (as_flag, emulation, script) =
+            if long_mode { ("--64", "elf_x86_64", &script64) } else { ("--32", "elf_i386", &script) };
         let obj = dest.join(format!("{name}.o"));
         let elf = dest.join(format!("{name}.elf"));
         let bin = dest.join(format!("{name}.bin"));
-        run(Command::new("as").args(["--32", "-g", "-o"]).arg(&obj).arg(&src));
-        run(Command::new("ld").args(["-m", "elf_i386", "-T"]).arg(&script).arg("-o").arg(&elf).arg(&obj));
+        run(Command::new("as").args([as_flag, "-g", "-o"]).arg(&obj).arg(&src));
+        run(Command::new("ld").args(["-m", emulation, "-T"]).arg(script).arg("-o").arg(&elf).arg(&obj));
         run(Command::new("objcopy").args(["-O", "binary"]).arg(&elf).arg(&bin));
         let size = fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
         if size == 0 || size > MAX_FLAT {
@@ -105,6 +112,7 @@ fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
             description,
             bin: bin.to_string_lossy().into_owned(),
             elf: elf.to_string_lossy().into_owned(),
+            long_mode,
         });
     }
     guests

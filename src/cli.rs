@@ -9,7 +9,7 @@ use std::path::PathBuf;
     name = "minikvm",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  minikvm hello                      run a built-in guest\n  minikvm multiplication counter     two guests on two vCPUs at once\n  minikvm os-1k                      boot the 1K OS\n  minikvm --gdb 1234 hello           wait for gdb on 127.0.0.1:1234\n  minikvm list                       the built-in guests\n  minikvm doctor                     what this host's KVM can run\n\nInteractive runs: press Ctrl-A then x to quit."
+    after_help = "Examples:\n  minikvm hello                      run a built-in guest\n  minikvm multiplication counter     two guests on two vCPUs at once\n  minikvm os-1k                      boot the 1K OS\n  minikvm --long-mode hello64        a 64-bit flat guest\n  minikvm --gdb 1234 hello           wait for gdb on 127.0.0.1:1234\n  minikvm list                       the built-in guests\n  minikvm doctor                     what this host's KVM can run\n\nInteractive runs: press Ctrl-A then x to quit."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -63,13 +63,19 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// Guest RAM in MiB for protected-mode kernels [default: 32 for Multiboot, 4 for --paging].
+    /// Guest RAM in MiB for protected-mode kernels and 64-bit guests [default: 32 for Multiboot,
+    /// 4 for --paging, 2 for --long-mode].
     #[arg(long, value_name = "MiB")]
     pub mem: Option<u32>,
 
     /// Seed compatibility mode: boot a flat 32-bit binary with paging already on (see README).
     #[arg(long, value_name = "FILE", conflicts_with = "guests")]
     pub paging: Option<PathBuf>,
+
+    /// Run a flat 64-bit binary (or built-in guest): loaded at 0, entered at RIP 0 in long mode
+    /// with identity-mapped page tables (see README, "64-bit guests").
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["guests", "paging"])]
+    pub long_mode: Option<PathBuf>,
 
     /// With --paging: the entry EIP (default 0x80001000).
     #[arg(long, value_name = "ADDR", value_parser = parse_u64, requires = "paging")]

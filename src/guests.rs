@@ -10,6 +10,8 @@ pub enum GuestKind {
     Flat,
     /// A Multiboot ELF32 kernel.
     Multiboot,
+    /// A 64-bit flat binary, entered in long mode (`--long-mode`).
+    LongMode,
 }
 
 /// A guest built into minikvm.

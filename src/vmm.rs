@@ -72,6 +72,11 @@ impl Config {
             let plan = boot::seed_paging::plan(&g.bytes, load, entry, mem)
                 .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
             (vec![g.name], plan, None)
+        } else if let Some(arg) = long_mode_arg(args) {
+            let g = guests::resolve(&arg)?;
+            let plan = boot::long_mode::plan(&g.bytes, mem_mib(boot::long_mode::DEFAULT_MEM >> 20)?)
+                .map_err(|e| Error::usage(format!("{}: {e}", g.source)))?;
+            (vec![g.name], plan, g.elf_path)
         } else {
             if args.guests.is_empty() {
                 return Err(Error::usage(
@@ -105,6 +110,18 @@ impl Config {
             }
         };
         Ok(Config { names, plan, elf_path, stats: args.stats, timeout, color, eof_grace, gdb: args.gdb.clone() })
+    }
+}
+
+/// The 64-bit flat guest to run, if any: `--long-mode FILE`, or one built-in 64-bit guest (which
+/// is known to be one, so it needs no option).
+fn long_mode_arg(args: &RunArgs) -> Option<String> {
+    if let Some(path) = &args.long_mode {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    match args.guests.as_slice() {
+        [only] => guests::builtin(only).filter(|g| g.kind == guests::GuestKind::LongMode).map(|g| g.name.into()),
+        _ => None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! A plan is plain data — memory ranges, bytes to place, and each vCPU's first register state —
 //! so it can be unit-tested without KVM. [`crate::vmm`] turns it into a running VM.
 
+pub mod long_mode;
 pub mod multiboot;
 pub mod realmode;
 pub mod seed_paging;
@@ -19,6 +20,8 @@ pub struct CpuStart {
     pub cr0: u64,
     pub cr3: u64,
     pub cr4: u64,
+    /// EFER (LME/LMA for long mode); 0 everywhere else.
+    pub efer: u64,
     /// GDT and IDT as (base, limit); `None` leaves KVM's reset values.
     pub gdt: Option<(u64, u16)>,
     pub idt: Option<(u64, u16)>,
@@ -36,6 +39,7 @@ impl CpuStart {
         sregs.cr0 = self.cr0;
         sregs.cr3 = self.cr3;
         sregs.cr4 = self.cr4;
+        sregs.efer = self.efer;
         if let Some((base, limit)) = self.gdt {
             sregs.gdt.base = base;
             sregs.gdt.limit = limit;

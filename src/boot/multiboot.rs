@@ -80,6 +80,7 @@ pub fn plan(kernel: &[u8], mem_bytes: u64) -> Result<BootPlan, String> {
         cr0: 0x11, // PE and ET: protected mode, paging off
         cr3: 0,
         cr4: 0,
+        efer: 0,
         gdt: None,
         idt: None,
     };

@@ -34,6 +34,7 @@ pub fn cpu_start(i: usize) -> CpuStart {
         cr0: 0x60000010, // KVM's reset value: PE = 0, ET = 1, CD and NW set
         cr3: 0,
         cr4: 0,
+        efer: 0,
         gdt: None,
         idt: Some((0, 0x3ff)), // the real-mode interrupt vector table at 0
     }

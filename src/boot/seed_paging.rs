@@ -48,6 +48,7 @@ pub fn plan(binary: &[u8], load: u64, entry: u64, mem_bytes: u64) -> Result<Boot
         cr0: 0x8000_0011,
         cr3: PAGE_DIR,
         cr4: 0,
+        efer: 0,
         gdt: Some((GDT_ADDR, (gdt.len() - 1) as u16)),
         idt: Some((IDT_ADDR, 256 * 8 - 1)),
     };

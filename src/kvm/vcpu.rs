@@ -286,26 +286,30 @@ impl Vcpu {
                 _ => r.rip,
             };
             let linear = sr.cs.base.wrapping_add(ip);
-            s += &format!(
-                "\n  at CS:IP {:04x}:{:04x} (linear {linear:#x})\n  \
+            if sr.efer & EFER_LMA != 0 {
+                s += &long_mode_registers(ip, &r, &sr);
+            } else {
+                s += &format!(
+                    "\n  at CS:IP {:04x}:{:04x} (linear {linear:#x})\n  \
                  EAX={:08x} EBX={:08x} ECX={:08x} EDX={:08x}\n  \
                  ESI={:08x} EDI={:08x} EBP={:08x} ESP={:08x} EFLAGS={:08x}\n  \
                  CR0={:08x} CR3={:08x} CR4={:08x}",
-                sr.cs.selector,
-                ip,
-                r.rax,
-                r.rbx,
-                r.rcx,
-                r.rdx,
-                r.rsi,
-                r.rdi,
-                r.rbp,
-                r.rsp,
-                r.rflags,
-                sr.cr0,
-                sr.cr3,
-                sr.cr4
-            );
+                    sr.cs.selector,
+                    ip,
+                    r.rax,
+                    r.rbx,
+                    r.rcx,
+                    r.rdx,
+                    r.rsi,
+                    r.rdi,
+                    r.rbp,
+                    r.rsp,
+                    r.rflags,
+                    sr.cr0,
+                    sr.cr3,
+                    sr.cr4
+                );
+            }
             if *fault == Fault::TripleFault && looks_like_reset(&r, &sr) {
                 s += "\n  (these are the CPU's power-on values, not where it faulted: this host's KVM \
                       resets the vCPU when it shuts down, as KVM on AMD SVM does; step up to the fault \
@@ -314,6 +318,44 @@ impl Vcpu {
         }
         s
     }
+}
+
+/// EFER.LMA: the vCPU is in long mode, so its registers are 64 bits wide.
+const EFER_LMA: u64 = 1 << 10;
+
+/// A fault report's register lines for a vCPU in long mode (64-bit registers, RIP, EFER).
+fn long_mode_registers(ip: u64, r: &kvm_regs, sr: &kvm_sregs) -> String {
+    format!(
+        "\n  at CS:RIP {:04x}:{ip:016x}\n  \
+         RAX={:016x} RBX={:016x} RCX={:016x} RDX={:016x}\n  \
+         RSI={:016x} RDI={:016x} RBP={:016x} RSP={:016x}\n  \
+         R8 ={:016x} R9 ={:016x} R10={:016x} R11={:016x}\n  \
+         R12={:016x} R13={:016x} R14={:016x} R15={:016x}\n  \
+         RFLAGS={:08x} CR0={:08x} CR2={:016x} CR3={:016x} CR4={:08x} EFER={:x}",
+        sr.cs.selector,
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp,
+        r.rsp,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15,
+        r.rflags,
+        sr.cr0,
+        sr.cr2,
+        sr.cr3,
+        sr.cr4,
+        sr.efer
+    )
 }
 
 /// Whether registers hold the x86 power-on state (CS:IP F000:FFF0, CR0 with PE clear), which is
