@@ -51,7 +51,7 @@ fn main() {
         .ok();
     }
     seed_kernels(&root, &dest);
-    if let Some(elf) = os_1k(&root, &dest) {
+    if let Some(elf) = os_1k(&root, &dest, &OS_1K_I386, "kernel.elf") {
         writeln!(
             table,
             "    BuiltinGuest {{ name: \"os-1k\", description: \"the 1K OS: 32-bit protected mode, paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {elf:?} }},"
@@ -135,24 +135,61 @@ fn seed_kernels(root: &Path, dest: &Path) {
     }
 }
 
-fn os_1k(root: &Path, dest: &Path) -> Option<String> {
+/// One flavour of the 1K OS: the shared code in `os-1k/` plus the files of `os-1k/arch/<arch>/`.
+struct Flavour {
+    arch: &'static str,
+    /// Where its objects go, under `target/<profile>/guests/`; its linker script finds the user
+    /// programs' objects by this name (`*/os-1k/user_*.o`).
+    objdir: &'static str,
+    /// gcc flags of this flavour (on top of the common ones), for kernel files and user files.
+    kernel_cflags: &'static [&'static str],
+    user_cflags: &'static [&'static str],
+    ld_emulation: &'static str,
+}
+
+const OS_1K_I386: Flavour = Flavour {
+    arch: "i386",
+    objdir: "os-1k",
+    kernel_cflags: &["-m32"],
+    user_cflags: &["-m32"],
+    ld_emulation: "elf_i386",
+};
+
+/// The x86-64 kernel runs in the top 2 GiB of the address space (`-mcmodel=kernel`, where a
+/// symbol's address is a sign-extended 32-bit number) and must not use the 128-byte "red zone"
+/// below its stack pointer, which an interrupt in ring 0 would overwrite. The user programs run
+/// at 0x400000, in the low 2 GiB: the ordinary small model.
+const OS_1K_X86_64: Flavour = Flavour {
+    arch: "x86_64",
+    objdir: "os-1k64",
+    kernel_cflags: &["-m64", "-mcmodel=kernel", "-mno-red-zone"],
+    user_cflags: &["-m64", "-mcmodel=small", "-mno-red-zone"],
+    ld_emulation: "elf_x86_64",
+};
+
+/// Compiles and links one flavour of the 1K OS; returns the ELF (with symbols) it linked.
+fn os_1k(root: &Path, dest: &Path, flavour: &Flavour, elf_name: &str) -> Option<PathBuf> {
     let dir = root.join("os-1k");
-    let script = dir.join("kernel.ld");
+    let arch_dir = dir.join("arch").join(flavour.arch);
+    let script = arch_dir.join("kernel.ld");
     if !script.exists() {
         return None;
     }
     let mut sources = Vec::new();
     collect(&dir, &mut sources);
+    // The shared files, and this flavour's own: never another architecture's.
+    sources.retain(|p| !p.starts_with(dir.join("arch")) || p.starts_with(&arch_dir));
     sources.sort();
-    let objdir = dest.join("os-1k");
+    let objdir = dest.join(flavour.objdir);
     fs::create_dir_all(&objdir).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
     let mut objects = Vec::new();
     for src in &sources {
         let rel = src.strip_prefix(&dir).unwrap_or(src);
         let obj = objdir.join(rel.to_string_lossy().replace('/', "_") + ".o");
+        let arch_flags = if rel.starts_with("user") { flavour.user_cflags } else { flavour.kernel_cflags };
         run(Command::new("gcc")
+            .args(arch_flags)
             .args([
-                "-m32",
                 "-ffreestanding",
                 "-fno-pie",
                 "-fno-pic",
@@ -171,15 +208,22 @@ fn os_1k(root: &Path, dest: &Path) -> Option<String> {
             ])
             .arg("-I")
             .arg(dir.join("include"))
+            .arg("-I")
+            .arg(arch_dir.join("include"))
             .arg("-c")
             .arg(src)
             .arg("-o")
             .arg(&obj));
         objects.push(obj);
     }
-    let elf = dest.join("kernel.elf");
-    run(Command::new("ld").args(["-m", "elf_i386", "-nostdlib", "-T"]).arg(&script).arg("-o").arg(&elf).args(&objects));
-    Some(elf.to_string_lossy().into_owned())
+    let elf = dest.join(elf_name);
+    run(Command::new("ld")
+        .args(["-m", flavour.ld_emulation, "-nostdlib", "-T"])
+        .arg(&script)
+        .arg("-o")
+        .arg(&elf)
+        .args(&objects));
+    Some(elf)
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -82,7 +82,7 @@ void console_putc(char c)
 /* Waits for one byte of input. */
 static char console_getc(void)
 {
-    uint32_t flags = read_eflags();
+    unsigned long flags = read_eflags();
     cli();      /* checking for input and going to sleep must not be split by the interrupt we wait for */
     while (rx_head == rx_tail) {
         sti_hlt();  /* sleep; the IRQ 4 handler fills the buffer, then we look again */

@@ -41,13 +41,13 @@ __attribute__((noreturn)) static void power_off(void)
 /* Runs one program in ring 3 in an address space of its own, and cleans up after it. */
 static void run_program(int (*main)(void))
 {
-    uint32_t *pgdir = user_space_create(main);
-    write_cr3(V2P(pgdir));
-    run_user((uint32_t)user_start, USER_START_ESP);
+    pte_t *root = user_space_create();
+    write_cr3(V2P(root));
+    run_user((uintptr_t)user_start, USER_START_SP, (uintptr_t)main);
     /* Back from ring 3 (the exit code is not used: there is no $? to keep it in). */
-    write_cr3(V2P(kernel_pgdir));
+    write_cr3(V2P(kernel_root));
     sti();      /* we came back through an interrupt gate, which turned interrupts off */
-    user_space_free(pgdir);
+    user_space_free(root);
 }
 
 static void shell(void)
@@ -85,7 +85,7 @@ void kernel_main(uint32_t magic, uint32_t multiboot_info)
     kprintf("\n1K OS booting\n");
 
     /* The Multiboot information lies in low memory, which the kernel sees at P2V. */
-    uint32_t mem_end = 4 * 1024 * 1024;
+    uintptr_t mem_end = 4 * 1024 * 1024;
     if (magic != MULTIBOOT_BOOTLOADER_MAGIC) {
         kprintf("  not started by a Multiboot loader (eax=0x%08x); assuming 4 MiB of memory\n", magic);
     } else {
@@ -100,12 +100,13 @@ void kernel_main(uint32_t magic, uint32_t multiboot_info)
     kprintf("  GDT, TSS and IDT loaded: kernel code 0x%x, user code 0x%x, system calls on int 0x80\n",
             KERNEL_CS, USER_CS);
 
-    /* boot.S also mapped the kernel at its physical address, to survive the moment paging went
-     * on. Nothing needs that any more; without it, a stray null pointer faults. */
-    kernel_pgdir[0] = 0;
-    write_cr3(V2P(kernel_pgdir));
-    kprintf("  paging on (CR0=0x%08x): kernel at 0x%08x, page directory at physical 0x%08x\n",
-            read_cr0(), KERNEL_BASE + 0x100000, read_cr3());
+    /* boot.S also mapped the kernel at its physical address (entry 0 of the root table), to
+     * survive the moment paging went on. Nothing needs that any more; without it, a stray null
+     * pointer faults. */
+    kernel_root[0] = 0;
+    write_cr3(V2P(kernel_root));
+    kprintf("  paging on (CR0=0x%08lx): kernel at 0x%08lx, " PAGING_ROOT_NAME " at physical 0x%08lx\n",
+            read_cr0(), (unsigned long)(KERNEL_BASE + 0x100000), read_cr3());
 
     memory_init(mem_end);
     kprintf("  %u free pages of 4 KiB for programs\n", memory_free_pages());

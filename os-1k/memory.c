@@ -2,7 +2,12 @@
  *
  * The kernel sees the first 4 MiB of physical memory at KERNEL_BASE (boot.S mapped it), so a
  * physical page at pa is at P2V(pa) for the kernel. The free pages after the kernel are kept in a
- * list threaded through the pages themselves: each free page's first word points to the next. */
+ * list threaded through the pages themselves: each free page's first word points to the next.
+ *
+ * The same code serves both flavours: a page-table walk is a loop over PT_LEVELS tables, each
+ * indexed by PT_INDEX_BITS bits of the address (arch.h). i386: 2 levels of 1024 4-byte entries,
+ * 10 + 10 + 12 = 32 bits. x86-64: 4 levels (PML4, PDPT, page directory, page table) of 512
+ * 8-byte entries, 9 + 9 + 9 + 9 + 12 = 48 bits. */
 
 #include "kernel.h"
 
@@ -31,11 +36,11 @@ static void *alloc_page(void)
     return memset(page, 0, PAGE_SIZE);
 }
 
-void memory_init(uint32_t mem_end)
+void memory_init(uintptr_t mem_end)
 {
     if (mem_end > 4 * 1024 * 1024)
         mem_end = 4 * 1024 * 1024;      /* all that boot.S mapped for the kernel */
-    uint32_t pa = (V2P(kernel_end) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    uintptr_t pa = (V2P(kernel_end) + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
     for (; pa + PAGE_SIZE <= mem_end; pa += PAGE_SIZE)
         free_page(P2V(pa));
 }
@@ -45,9 +50,27 @@ uint32_t memory_free_pages(void)
     return free_count;
 }
 
-static void map(uint32_t *page_table, uint32_t va, void *page)
+#define PT_ENTRIES  (1u << PT_INDEX_BITS)
+#define PTE_ADDR    (~(pte_t)(PAGE_SIZE - 1))     /* the physical address in an entry */
+
+/* The index of va's entry in its table at `level` (1: a page table, PT_LEVELS: the root). */
+static unsigned pt_index(uintptr_t va, int level)
 {
-    page_table[(va >> 12) & 1023] = V2P(page) | PTE_P | PTE_W | PTE_U;
+    return (unsigned)(va >> (12 + PT_INDEX_BITS * (level - 1))) & (PT_ENTRIES - 1);
+}
+
+/* Maps the user page va to `page` in the address space `root`, creating the tables on the way
+ * down. Every level says PTE_U: the CPU lets ring 3 in only if all the entries of a walk do. */
+static void map(pte_t *root, uintptr_t va, void *page)
+{
+    pte_t *table = root;
+    for (int level = PT_LEVELS; level > 1; level--) {
+        pte_t *entry = &table[pt_index(va, level)];
+        if (!(*entry & PTE_P))
+            *entry = V2P(alloc_page()) | PTE_P | PTE_W | PTE_U;
+        table = P2V(*entry & PTE_ADDR);
+    }
+    table[pt_index(va, 1)] = V2P(page) | PTE_P | PTE_W | PTE_U;
 }
 
 /* A fresh address space for one run of a program:
@@ -55,52 +78,55 @@ static void map(uint32_t *page_table, uint32_t va, void *page)
  *   .. USER_STACK_TOP        its stack
  *   KERNEL_BASE ..           the kernel, shared by all, present but without PTE_U: a system call
  *                            or interrupt finds the kernel there, a program touching it faults.
- * The stack starts with the arguments of user_start(main), as if user_start had been called. */
-uint32_t *user_space_create(int (*main)(void))
+ * The kernel's half of the root table is a copy of the kernel's own, so the tables below it are
+ * shared. */
+pte_t *user_space_create(void)
 {
-    uint32_t *pgdir = alloc_page();
-    uint32_t *page_table = alloc_page();
-    pgdir[KERNEL_BASE >> 22] = kernel_pgdir[KERNEL_BASE >> 22];
-    pgdir[USER_BASE >> 22] = V2P(page_table) | PTE_P | PTE_W | PTE_U;
+    pte_t *root = alloc_page();
+    for (unsigned i = pt_index(KERNEL_BASE, PT_LEVELS); i < PT_ENTRIES; i++)
+        root[i] = kernel_root[i];
 
-    uint32_t size = user_image_end - user_image;
-    for (uint32_t offset = 0; offset < size; offset += PAGE_SIZE) {
+    uintptr_t size = (uintptr_t)(user_image_end - user_image);
+    for (uintptr_t offset = 0; offset < size; offset += PAGE_SIZE) {
         char *page = alloc_page();
         memcpy(page, user_image + offset, size - offset < PAGE_SIZE ? size - offset : PAGE_SIZE);
-        map(page_table, USER_BASE + offset, page);
+        map(root, USER_BASE + offset, page);
     }
-
-    uint32_t *stack_page = NULL;
-    for (int i = 1; i <= USER_STACK_PAGES; i++) {
-        void *page = alloc_page();
-        map(page_table, USER_STACK_TOP - i * PAGE_SIZE, page);
-        if (i == 1)
-            stack_page = page;
-    }
-    stack_page[1023] = (uint32_t)main;      /* user_start's argument */
-    stack_page[1022] = 0;                   /* its return address: it never returns */
-    return pgdir;
+    for (int i = 1; i <= USER_STACK_PAGES; i++)
+        map(root, USER_STACK_TOP - i * PAGE_SIZE, alloc_page());
+    return root;
 }
 
-/* Gives back every page of an address space that is no longer loaded in CR3. */
-void user_space_free(uint32_t *pgdir)
+/* Frees what the entries [0, end) of `table` at `level` lead to: at level 1 the pages, above it
+ * the tables below and what they lead to. */
+static void free_below(pte_t *table, int level, unsigned end)
 {
-    uint32_t *page_table = P2V(pgdir[USER_BASE >> 22] & ~(PAGE_SIZE - 1));
-    for (int i = 0; i < 1024; i++)
-        if (page_table[i] & PTE_P)
-            free_page(P2V(page_table[i] & ~(PAGE_SIZE - 1)));
-    free_page(page_table);
-    free_page(pgdir);
+    for (unsigned i = 0; i < end; i++) {
+        if (!(table[i] & PTE_P))
+            continue;
+        pte_t *next = P2V(table[i] & PTE_ADDR);
+        if (level > 1)
+            free_below(next, level - 1, PT_ENTRIES);
+        free_page(next);
+    }
+}
+
+/* Gives back every page of an address space that is no longer loaded in CR3: the user half of
+ * the root table (the kernel's half is shared, and stays). */
+void user_space_free(pte_t *root)
+{
+    free_below(root, PT_LEVELS, pt_index(KERNEL_BASE, PT_LEVELS));
+    free_page(root);
 }
 
 /* Is [addr, addr + len) memory the running program owns? The kernel checks every pointer a system
  * call hands it: a program must not get the kernel to read or write kernel memory for it. */
-bool user_memory_ok(uint32_t addr, uint32_t len)
+bool user_memory_ok(uintptr_t addr, uintptr_t len)
 {
-    uint32_t end = addr + len;
-    uint32_t image_end = USER_BASE + (uint32_t)(user_image_end - user_image);
-    uint32_t stack_bottom = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
+    uintptr_t end = addr + len;
+    uintptr_t image_end = USER_BASE + (uintptr_t)(user_image_end - user_image);
+    uintptr_t stack_bottom = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
     if (end < addr)
-        return false;   /* wrapped around 4 GiB */
+        return false;   /* wrapped around the top of the address space */
     return (addr >= USER_BASE && end <= image_end) || (addr >= stack_bottom && end <= USER_STACK_TOP);
 }

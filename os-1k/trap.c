@@ -69,10 +69,11 @@ static void irq(int n)
 /* A program did something illegal: it dies, the kernel and the shell carry on. */
 static void kill_program(struct trapframe *tf)
 {
+    unsigned long pc = TF_PC(tf);
     if (tf->vector == 14)
-        kprintf("\n[killed: page fault at 0x%08x, eip=0x%08x]\n", read_cr2(), tf->eip);
+        kprintf("\n[killed: page fault at 0x%08lx, " PC_NAME "=0x%08lx]\n", read_cr2(), pc);
     else
-        kprintf("\n[killed: %s, eip=0x%08x]\n", exception_names[tf->vector], tf->eip);
+        kprintf("\n[killed: %s, " PC_NAME "=0x%08lx]\n", exception_names[tf->vector], pc);
     back_to_shell(-1);
 }
 
@@ -81,12 +82,8 @@ static void kill_program(struct trapframe *tf)
 static void kernel_exception(struct trapframe *tf)
 {
     kprintf("\n*** kernel exception: %s (vector %u, error code 0x%x)\n",
-            exception_names[tf->vector], tf->vector, tf->error);
-    kprintf("    eip=0x%08x cs=0x%x eflags=0x%08x\n", tf->eip, tf->cs, tf->eflags);
-    if (tf->vector == 14)
-        kprintf("    cr2=0x%08x (the address that could not be accessed)\n", read_cr2());
-    kprintf("    eax=0x%08x ebx=0x%08x ecx=0x%08x edx=0x%08x\n", tf->eax, tf->ebx, tf->ecx, tf->edx);
-    kprintf("    esi=0x%08x edi=0x%08x ebp=0x%08x\n", tf->esi, tf->edi, tf->ebp);
+            exception_names[tf->vector], (unsigned)tf->vector, (unsigned)tf->error);
+    arch_print_trapframe(tf);
     panic("exception in the kernel");
 }
 

@@ -1,4 +1,5 @@
-/* A small printf engine: %d %u %x %c %s %%, with an optional width and 0-padding (as in %08x).
+/* A small printf engine: %d %u %x %c %s %%, with an optional width and 0-padding (as in %08x),
+ * and `l` for long (as in %lx): 32 bits on i386, 64 on x86-64, the size of an address.
  *
  * This header is included twice, by the kernel (lib.c) and by the user library (user/lib.c), and so
  * compiled into each: ring-3 code cannot call kernel functions, whose pages are supervisor-only. */
@@ -10,10 +11,10 @@
 
 typedef void (*emit_fn)(char c, void *ctx);
 
-static void format_number(emit_fn emit, void *ctx, uint32_t value, uint32_t base,
+static void format_number(emit_fn emit, void *ctx, unsigned long value, unsigned base,
                           int negative, int width, char pad)
 {
-    char digits[10];    /* 4294967295 has 10 digits */
+    char digits[20];    /* 18446744073709551615, the largest 64-bit number, has 20 digits */
     int n = 0;
 
     do {
@@ -48,20 +49,26 @@ static void vformat(emit_fn emit, void *ctx, const char *fmt, va_list ap)
         int width = 0;
         while (*fmt >= '0' && *fmt <= '9')
             width = width * 10 + (*fmt++ - '0');
+        int is_long = (*fmt == 'l');
+        if (is_long)
+            fmt++;
 
         switch (*fmt) {
         case 'd': {
-            int v = va_arg(ap, int);
-            /* 0u - v is the magnitude even for INT_MIN, whose negation does not fit in an int */
-            uint32_t magnitude = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+            long v = is_long ? va_arg(ap, long) : va_arg(ap, int);
+            /* 0 - v, unsigned, is the magnitude even for the most negative number, whose
+             * negation does not fit in a signed type */
+            unsigned long magnitude = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
             format_number(emit, ctx, magnitude, 10, v < 0, width, pad);
             break;
         }
         case 'u':
-            format_number(emit, ctx, va_arg(ap, uint32_t), 10, 0, width, pad);
+            format_number(emit, ctx, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10, 0,
+                          width, pad);
             break;
         case 'x':
-            format_number(emit, ctx, va_arg(ap, uint32_t), 16, 0, width, pad);
+            format_number(emit, ctx, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16, 0,
+                          width, pad);
             break;
         case 'c':
             emit((char)va_arg(ap, int), ctx);

@@ -1,4 +1,6 @@
-/* Thin wrappers around the x86 instructions C cannot express. */
+/* Thin wrappers around the x86 instructions C cannot express. They compile for both flavours:
+ * `unsigned long` is 32 bits on i386 and 64 on x86-64, the width of EFLAGS/RFLAGS and of the
+ * control registers, and `pushf`/`pop` take the size of the mode they are assembled for. */
 #ifndef X86_H
 #define X86_H
 
@@ -25,40 +27,40 @@ static inline void hlt(void) { asm volatile("hlt" : : : "memory"); }
  * between the two: an interrupt that is already pending wakes the hlt instead of being lost. */
 static inline void sti_hlt(void) { asm volatile("sti; hlt" : : : "memory"); }
 
-static inline uint32_t read_eflags(void)
+static inline unsigned long read_eflags(void)
 {
-    uint32_t v;
-    asm volatile("pushfl; popl %0" : "=r"(v));
+    unsigned long v;
+    asm volatile("pushf; pop %0" : "=r"(v));
     return v;
 }
 
-static inline uint32_t read_cr0(void)
+static inline unsigned long read_cr0(void)
 {
-    uint32_t v;
+    unsigned long v;
     asm volatile("mov %%cr0, %0" : "=r"(v));
     return v;
 }
 
-static inline uint32_t read_cr2(void)
+static inline unsigned long read_cr2(void)
 {
-    uint32_t v;
+    unsigned long v;
     asm volatile("mov %%cr2, %0" : "=r"(v));
     return v;
 }
 
-static inline uint32_t read_cr3(void)
+static inline unsigned long read_cr3(void)
 {
-    uint32_t v;
+    unsigned long v;
     asm volatile("mov %%cr3, %0" : "=r"(v));
     return v;
 }
 
 /* Loading CR3 also flushes the TLB, so stale translations of the old address space go away. */
-static inline void write_cr3(uint32_t v)
+static inline void write_cr3(unsigned long v)
 {
     asm volatile("mov %0, %%cr3" : : "r"(v) : "memory");
 }
 
-#define EFLAGS_IF 0x200u
+#define EFLAGS_IF 0x200ul
 
 #endif

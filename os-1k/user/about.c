@@ -2,6 +2,7 @@
 
 #include "user.h"
 #include "programs.h"
+#include "arch.h"       /* KERNEL_BASE and ARCH_MODE: constants, nothing to call */
 
 static void cpuid(uint32_t leaf, uint32_t regs[4])
 {
@@ -40,7 +41,7 @@ int about(void)
     uint16_t cs;
     asm volatile("mov %%cs, %0" : "=r"(cs));
 
-    printf("1K OS: a small teaching operating system. 32-bit protected mode with paging; each\n");
+    printf("1K OS: a small teaching operating system. " ARCH_MODE "; each\n");
     printf("program runs in ring 3 in its own address space and asks the kernel for things with\n");
     printf("system calls (int 0x80); a timer (IRQ 0) and the serial console (IRQ 4) interrupt it.\n");
     printf("uptime: %u ticks (%u.%02u s)\n", si.ticks, si.ticks / si.hz, (si.ticks % si.hz) * 100 / si.hz);
@@ -57,8 +58,8 @@ int about(void)
  * and the kernel ends this program. */
 int fault(void)
 {
-    volatile uint32_t *kernel = (volatile uint32_t *)0xC0100000;
-    printf("reading kernel memory at 0xc0100000 from ring 3...\n");
+    volatile uint32_t *kernel = (volatile uint32_t *)(KERNEL_BASE + 0x100000);
+    printf("reading kernel memory at 0x%lx from ring 3...\n", (unsigned long)kernel);
     uint32_t value = *kernel;
     printf("read 0x%08x: the kernel is not protected!\n", value);
     return 1;

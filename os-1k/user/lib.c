@@ -11,9 +11,11 @@ void user_start(int (*main)(void))
     exit(main());
 }
 
-static int32_t syscall(uint32_t number, uint32_t arg1, uint32_t arg2)
+/* `long` and `uintptr_t` are register-sized: 32 bits on i386, 64 on x86-64. The registers are the
+ * same ones, only wider (EAX/RAX, EBX/RBX, ECX/RCX). */
+static long syscall(long number, uintptr_t arg1, uintptr_t arg2)
 {
-    int32_t result;
+    long result;
     asm volatile("int $0x80"
                  : "=a"(result)
                  : "a"(number), "b"(arg1), "c"(arg2)
@@ -23,19 +25,19 @@ static int32_t syscall(uint32_t number, uint32_t arg1, uint32_t arg2)
 
 void exit(int code)
 {
-    syscall(SYS_EXIT, (uint32_t)code, 0);
+    syscall(SYS_EXIT, (uintptr_t)code, 0);
     for (;;)
         ;   /* not reached: exit does not come back */
 }
 
 int write(const char *buf, int len)
 {
-    return syscall(SYS_WRITE, (uint32_t)buf, (uint32_t)len);
+    return (int)syscall(SYS_WRITE, (uintptr_t)buf, (uintptr_t)len);
 }
 
 int read(char *buf, int size)
 {
-    return syscall(SYS_READ, (uint32_t)buf, (uint32_t)size);
+    return (int)syscall(SYS_READ, (uintptr_t)buf, (uintptr_t)size);
 }
 
 uint32_t uptime(void)
@@ -50,7 +52,7 @@ void sleep(uint32_t ticks)
 
 int info(struct sysinfo *info)
 {
-    return syscall(SYS_INFO, (uint32_t)info, 0);
+    return (int)syscall(SYS_INFO, (uintptr_t)info, 0);
 }
 
 /* printf collects its output and hands it to the kernel in few write calls, not one per character:

@@ -82,12 +82,16 @@ trap_common:
     addl $8, %esp                       /* the vector number and error code */
     iret
 
-/* int run_user(eip, esp): runs a user program in ring 3 and returns its exit code.
+/* int run_user(eip, esp, arg): runs a user program in ring 3 and returns its exit code.
  *
  * It saves the kernel's callee-saved registers and stack pointer, then "returns" to ring 3 with iret,
  * which loads CS, EIP, EFLAGS, SS and ESP from the stack in one step. The program comes back only
  * through back_to_shell (called on its exit system call, or when it is killed), which restores
- * that saved stack and returns from run_user with the exit code, just as if run_user had returned. */
+ * that saved stack and returns from run_user with the exit code, just as if run_user had returned.
+ *
+ * The program starts as if `eip(arg)` had been called: 32-bit C takes arguments on the stack, so
+ * the words at esp are a return address (0: there is none) and arg. The program's address space
+ * is already in CR3, so the kernel writes them at the user's own addresses. */
     .globl run_user
 run_user:
     pushl %ebp
@@ -97,6 +101,9 @@ run_user:
     movl %esp, shell_esp
     movl 20(%esp), %eax                 /* eip */
     movl 24(%esp), %ecx                 /* esp */
+    movl 28(%esp), %edx                 /* arg */
+    movl $0, (%ecx)                     /* the return address */
+    movl %edx, 4(%ecx)                  /* the argument */
     movw $USER_DS, %dx
     movw %dx, %ds
     movw %dx, %es
