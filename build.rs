@@ -6,8 +6,11 @@
 //!   A second line `# minikvm-mode: long` marks a 64-bit guest (`--long-mode`): `as --64`, linked
 //!   with `guest/guest64.ld`.
 //! * `guest/seed/*.S` — flat 32-bit kernels for `--paging` (seed compatibility mode).
-//! * `os-1k/` — the 1K OS. Every `.c` and `.S` below it is compiled with `gcc -m32 -ffreestanding`
-//!   and linked with `os-1k/kernel.ld` into one Multiboot ELF32 kernel, `kernel.elf`.
+//! * `os-1k/` — the 1K OS, in two flavours from the same shared C code: every `.c` and `.S` below
+//!   `os-1k/` except `os-1k/arch/`, plus those of one `os-1k/arch/<arch>/`, compiled with
+//!   `gcc -ffreestanding` and linked with that directory's `kernel.ld`. i386 (`-m32`): one
+//!   Multiboot ELF32 kernel, `kernel.elf`. x86_64 (`-m64`): an ELF64, `kernel64-symbols.elf` (for
+//!   gdb), whose loadable bytes `objcopy` puts into the Multiboot ELF32 file `kernel64.elf`.
 //!
 //! The outputs land in `target/<profile>/guests/` (stable paths a student can hand to gdb or QEMU) and a table
 //! of them is generated into `$OUT_DIR/builtin_guests.rs`, which `src/guests.rs` includes. The
@@ -55,6 +58,14 @@ fn main() {
         writeln!(
             table,
             "    BuiltinGuest {{ name: \"os-1k\", description: \"the 1K OS: 32-bit protected mode, paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {elf:?} }},"
+        )
+        .ok();
+    }
+    if let Some(symbols) = os_1k(&root, &dest, &OS_1K_X86_64, "kernel64-symbols.elf") {
+        let elf = multiboot_elf32(&symbols, &dest.join("kernel64.elf"));
+        writeln!(
+            table,
+            "    BuiltinGuest {{ name: \"os-1k64\", description: \"the 1K OS on x86-64: long mode, 4-level paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {symbols:?} }},"
         )
         .ok();
     }
@@ -224,6 +235,16 @@ fn os_1k(root: &Path, dest: &Path, flavour: &Flavour, elf_name: &str) -> Option<
         .arg(&elf)
         .args(&objects));
     Some(elf)
+}
+
+/// The 64-bit kernel as a Multiboot loader takes it: an ELF32 file. Loaders (QEMU's -kernel,
+/// minikvm, GRUB's `multiboot`) use only the program headers' physical addresses and the
+/// (physical) entry point, which objcopy carries over from the ELF64 file unchanged; the virtual
+/// addresses, which need 64 bits, would be cut to 32, so the symbols and debug sections are left
+/// out (gdb reads them from the ELF64 file).
+fn multiboot_elf32(elf64: &Path, out: &Path) -> PathBuf {
+    run(Command::new("objcopy").args(["-O", "elf32-i386", "--strip-all"]).arg(elf64).arg(out));
+    out.to_path_buf()
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {

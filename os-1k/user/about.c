@@ -48,7 +48,7 @@ int about(void)
     printf("interrupts: irq0=%u irq4=%u\n", si.irq0, si.irq4);
     printf("CR0=0x%08x (PE=%u PG=%u), read by the kernel: ring 3 may not\n",
            si.cr0, si.cr0 & 1, si.cr0 >> 31);
-    printf("CR3=0x%08x: this program's page directory\n", si.cr3);
+    printf("CR3=0x%08x: this program's " PAGING_ROOT_NAME "\n", si.cr3);
     printf("running in ring %u (CS=0x%x)\n", cs & 3u, cs);
     print_hypervisor();
     return 0;
