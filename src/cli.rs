@@ -26,7 +26,7 @@ pub enum Command {
     /// Show what this host's KVM can run, by running tiny probe guests.
     Doctor {
         /// Run one probe and exit 0 if it works, 1 if not (realmode, protected, paging, longmode,
-        /// singlestep, hwbreak, watch, int3).
+        /// usercall, singlestep, hwbreak, watch, int3).
         #[arg(long, value_name = "NAME")]
         probe: Option<String>,
     },

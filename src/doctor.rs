@@ -32,6 +32,12 @@ pub const PROBES: &[Probe] = &[
         run: paging_probe,
     },
     Probe { name: "longmode", what: "64-bit long mode", hint: "not used by minikvm's guests", run: longmode_probe },
+    Probe {
+        name: "usercall",
+        what: "ring-3 int 0x80 in long mode (DPL-3 gate)",
+        hint: "the 64-bit 1K OS's programs need it; some nested KVMs raise #UD instead: use the nested lane (.ci/nested-lane) or real hardware",
+        run: usercall_probe,
+    },
     Probe { name: "singlestep", what: "single-step (KVM_GUESTDBG_SINGLESTEP)", hint: "gdb `stepi` needs it", run: singlestep_probe },
     Probe { name: "hwbreak", what: "hardware breakpoints (DR0-DR3)", hint: "gdb `hbreak`/`watch` need it", run: hwbreak_probe },
     Probe {
@@ -261,6 +267,79 @@ fn longmode_probe(kvm: &Kvm) -> std::result::Result<(), String> {
         debug: None,
     };
     expect_out(run_probe(kvm, setup)?, 0x1122_3344)
+}
+
+/// A long-mode guest drops to ring 3 with `iretq` and makes a system call through a DPL-3 gate:
+/// the handler (ring 0) reports the CS it interrupted, which must be ring 3's (0x1b). The 64-bit
+/// 1K OS does exactly this for every program.
+fn usercall_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    let mut code = vec![0u8; 0x190];
+    #[rustfmt::skip]
+    let kernel = [
+        0x0f, 0x01, 0x14, 0x25, 0x00, 0x21, 0x00, 0x00, // lgdt 0x2100
+        0x0f, 0x01, 0x1c, 0x25, 0x10, 0x21, 0x00, 0x00, // lidt 0x2110
+        0x66, 0xb8, 0x28, 0x00, 0x0f, 0x00, 0xd8,       // mov $0x28,%ax ; ltr %ax (the TSS: RSP0)
+        0x6a, 0x23, 0x68, 0x00, 0x80, 0x00, 0x00,       // push $0x23 (SS) ; push $0x8000 (RSP)
+        0x6a, 0x02, 0x6a, 0x1b,                         // push $2 (RFLAGS) ; push $0x1b (CS, ring 3)
+        0x68, 0x00, 0x11, 0x00, 0x00,                   // push $0x1100 (RIP)
+        0x48, 0xcf,                                     // iretq: to ring 3
+    ];
+    code[..kernel.len()].copy_from_slice(&kernel);
+    code[0x100..0x104].copy_from_slice(&[0xcd, 0x80, 0x0f, 0x0b]); // ring 3: int $0x80 ; ud2
+                                                                   // The gate's handler, ring 0: movzwl 8(%rsp),%eax (the interrupted CS, above RIP) ;
+                                                                   // out %eax,$0x10 ; hlt
+    code[0x180..0x188].copy_from_slice(&[0x0f, 0xb7, 0x44, 0x24, 0x08, 0xe7, 0x10, 0xf4]);
+
+    let quads = |q: &[u64]| q.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    // null; 0x08 ring-0 code (L = 1); 0x10 ring-0 data; 0x18 ring-3 code (L = 1); 0x20 ring-3
+    // data; 0x28 a 16-byte TSS descriptor (base 0x3000, limit 0x67).
+    let gdt = quads(&[
+        0,
+        0x00af_9a00_0000_ffff,
+        0x00cf_9200_0000_ffff,
+        0x00af_fa00_0000_ffff,
+        0x00cf_f200_0000_ffff,
+        0x0000_8900_3000_0067,
+        0,
+    ]);
+    let mut pointers = vec![0u8; 0x20]; // at 0x2100: the GDT's, then at 0x2110 the IDT's
+    pointers[..2].copy_from_slice(&((7 * 8 - 1) as u16).to_le_bytes());
+    pointers[2..10].copy_from_slice(&0x2000u64.to_le_bytes());
+    pointers[0x10..0x12].copy_from_slice(&((0x81 * 16 - 1) as u16).to_le_bytes());
+    pointers[0x12..0x1a].copy_from_slice(&0x4000u64.to_le_bytes());
+    let mut tss = vec![0u8; 0x68];
+    tss[4..12].copy_from_slice(&0x9000u64.to_le_bytes()); // RSP0: the ring-0 stack for the call
+    let handler = CODE + 0x180;
+    let gate = quads(&[(handler & 0xffff) | (0x08 << 16) | (0xee << 40) | ((handler >> 16) << 48), 0]);
+    // Page tables with the user bit at every level: one 2 MiB page at 0 (PS | U | W | P).
+    let extra = vec![
+        (0x2000, gdt),
+        (0x2100, pointers),
+        (0x3000, tss),
+        (0x4000 + 0x80 * 16, gate),
+        (0x5000, 0x6007u64.to_le_bytes().to_vec()),
+        (0x6000, 0x7007u64.to_le_bytes().to_vec()),
+        (0x7000, 0x87u64.to_le_bytes().to_vec()),
+    ];
+    let setup = ProbeSetup {
+        code,
+        extra,
+        protected: true,
+        long: true,
+        cr0: 0x8000_0011,
+        cr3: 0x5000,
+        cr4: 0x20,
+        efer: 0x500,
+        debug: None,
+    };
+    match run_probe(kvm, setup)? {
+        Seen::Out(PROBE_PORT, 0x1b) => Ok(()),
+        Seen::Out(PROBE_PORT, cs) => Err(format!("the call arrived from CS {cs:#x}, not ring 3's 0x1b")),
+        Seen::Other(s) if s == "triple fault" => {
+            Err("triple fault (the int $0x80 in ring 3 did not reach its gate)".into())
+        }
+        other => Err(describe(other)),
+    }
 }
 
 fn debug(control: u32, dr0: u64, dr7: u64) -> kvm_guest_debug {

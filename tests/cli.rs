@@ -61,6 +61,7 @@ fn doctor_lists_every_probe_and_answers_single_probes() {
         ("protected", "32-bit protected mode, paging off"),
         ("paging", "32-bit paging"),
         ("longmode", "64-bit long mode"),
+        ("usercall", "ring-3 int 0x80 in long mode"),
         ("singlestep", "single-step"),
         ("hwbreak", "hardware breakpoints"),
         ("watch", "data breakpoints"),
