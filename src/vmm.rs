@@ -72,7 +72,7 @@ impl Config {
             let plan = boot::seed_paging::plan(&g.bytes, load, entry, mem)
                 .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
             (vec![g.name], plan, None)
-        } else if let Some(arg) = long_mode_arg(args) {
+        } else if let Some(arg) = long_mode_arg(args)? {
             let g = guests::resolve(&arg)?;
             let plan = boot::long_mode::plan(&g.bytes, mem_mib(boot::long_mode::DEFAULT_MEM >> 20)?)
                 .map_err(|e| Error::usage(format!("{}: {e}", g.source)))?;
@@ -114,14 +114,18 @@ impl Config {
 }
 
 /// The 64-bit flat guest to run, if any: `--long-mode FILE`, or one built-in 64-bit guest (which
-/// is known to be one, so it needs no option).
-fn long_mode_arg(args: &RunArgs) -> Option<String> {
+/// is known to be one, so it needs no option, and never runs as 16-bit code beside others).
+fn long_mode_arg(args: &RunArgs) -> Result<Option<String>> {
     if let Some(path) = &args.long_mode {
-        return Some(path.to_string_lossy().into_owned());
+        return Ok(Some(path.to_string_lossy().into_owned()));
     }
+    let is_64 = |a: &String| guests::builtin(a).is_some_and(|g| g.kind == guests::GuestKind::LongMode);
     match args.guests.as_slice() {
-        [only] => guests::builtin(only).filter(|g| g.kind == guests::GuestKind::LongMode).map(|g| g.name.into()),
-        _ => None,
+        [only] if is_64(only) => Ok(Some(only.clone())),
+        several => match several.iter().find(|a| is_64(a)) {
+            Some(a) => Err(Error::usage(format!("`{a}` is a 64-bit guest: it runs alone (one vCPU in long mode)"))),
+            None => Ok(None),
+        },
     }
 }
 

@@ -138,6 +138,7 @@ fn bad_input_gets_one_line_and_status_2() {
         (vec!["--long-mode", "/nonexistent/guest.bin"], "no such file"),
         (vec!["--long-mode", "hello64", "hello"], "cannot be used with"),
         (vec!["--mem", "1", "--long-mode", "hello64"], "--mem must be between"),
+        (vec!["hello", "hello64"], "`hello64` is a 64-bit guest: it runs alone"),
     ];
     for (args, want) in cases {
         let (status, out, err) = run(&args);
