@@ -271,7 +271,8 @@ fn longmode_probe(kvm: &Kvm) -> std::result::Result<(), String> {
 
 /// A long-mode guest drops to ring 3 with `iretq` and makes a system call through a DPL-3 gate:
 /// the handler (ring 0) reports the CS it interrupted, which must be ring 3's (0x1b). The 64-bit
-/// 1K OS does exactly this for every program.
+/// 1K OS does exactly this for every program. (The same bytes, started in long mode by a small
+/// Multiboot harness under `qemu-system-x86_64`, report 0x1b through isa-debug-exit.)
 fn usercall_probe(kvm: &Kvm) -> std::result::Result<(), String> {
     let mut code = vec![0u8; 0x190];
     #[rustfmt::skip]
