@@ -39,7 +39,59 @@ impl<E> Mailbox<E> {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP, blocked in every thread and read from a signalfd instead.
+/// Signals that keep their default action: they are never blocked, so never read as a stop.
+///
+/// - SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS report a fault in minikvm's own code. The
+///   kernel delivers a fault's signal even when it is blocked, so blocking would not save the run;
+///   it would only silence Rust's stack-overflow message.
+/// - SIGTSTP, SIGTTIN, SIGTTOU are job control: a background minikvm stops instead of reading the
+///   terminal or switching it to raw mode under the shell's feet (blocked, SIGTTOU would let it).
+/// - SIGCHLD, SIGCONT, SIGURG, SIGWINCH are ignored by default (a resized terminal must not stop
+///   a run), and SIGPIPE is ignored by Rust's runtime: a write to a closed pipe fails with EPIPE,
+///   which [`crate::stdio`] and the console drop.
+const LEFT_AT_DEFAULT: [Signal; 14] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGILL,
+    Signal::SIGFPE,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGCHLD,
+    Signal::SIGCONT,
+    Signal::SIGURG,
+    Signal::SIGWINCH,
+    Signal::SIGPIPE,
+];
+
+/// Blocks every signal that would otherwise end minikvm (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+/// SIGUSR2, SIGALRM, SIGABRT from outside, the CPU-time, file-size and profiling timers, SIGIO,
+/// SIGPWR, SIGSTKFLT and the real-time signals) in the calling thread and returns that set.
+/// Threads started afterwards inherit the mask; a blocked signal waits, pending, until the
+/// controller reads it from its signalfd. Exempt: [`LEFT_AT_DEFAULT`], and the vCPU kick signal
+/// (its handler does nothing outside a vCPU thread, so from outside it is ignored).
+///
+/// `main` calls this first, so that no signal finds minikvm unprotected: blocked before the
+/// controller listens, it is read as soon as the controller does.
+pub fn block_stop_signals() -> Result<SigSet> {
+    let fail = |e: nix::errno::Errno| Error::Host(format!("cannot block signals: {e}"));
+    SigSet::all().thread_block().map_err(fail)?;
+    LEFT_AT_DEFAULT.iter().copied().collect::<SigSet>().thread_unblock().map_err(fail)?;
+    vmm_sys_util::signal::unblock_signal(crate::kvm::kick_signal())
+        .map_err(|e| Error::Host(format!("cannot unblock the vCPU kick signal: {e}")))?;
+    SigSet::thread_get_mask().map_err(fail)
+}
+
+/// Lets the stop signals act by default again: for `list` and `doctor`, which hold no terminal or
+/// VM that a signal's default action would leave behind.
+pub fn unblock_stop_signals(set: &SigSet) {
+    let _ = set.thread_unblock();
+}
+
+/// The stop signals (see [`block_stop_signals`]), blocked in every thread and read from a
+/// signalfd instead.
 pub struct StopSignals {
     fd: SignalFd,
 }
@@ -48,11 +100,7 @@ impl StopSignals {
     /// Blocks the signals in this thread — call it before starting any other thread, which then
     /// inherits the mask — and opens the signalfd that receives them.
     pub fn block() -> Result<Self> {
-        let mut set = SigSet::empty();
-        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-            set.add(s);
-        }
-        set.thread_block().map_err(|e| Error::Host(format!("cannot block signals: {e}")))?;
+        let set = block_stop_signals()?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::Host(format!("cannot create a signalfd: {e}")))?;
         Ok(StopSignals { fd })

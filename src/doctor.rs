@@ -3,7 +3,7 @@
 //! (`minikvm doctor --probe NAME`) to decide what they can check on a host.
 
 use crate::boot::{flat_segment, realmode};
-use crate::error::{KvmContext, Result};
+use crate::error::{ExitStatus, KvmContext, Result};
 use crate::kvm::{self, memory::GuestRam};
 use kvm_bindings::{
     kvm_guest_debug, kvm_regs, kvm_segment, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
@@ -54,13 +54,33 @@ pub const PROBES: &[Probe] = &[
     },
 ];
 
-/// Runs one probe by name: Ok(true) works, Ok(false) does not, Err for an unknown name.
-pub fn probe(name: &str) -> std::result::Result<bool, String> {
+/// Why a probe could not give an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// No probe has this name (a usage error).
+    #[error("unknown probe `{name}` (known: {known})")]
+    Unknown { name: String, known: String },
+    /// The KVM device cannot be used (a host failure); the message says which device and why.
+    #[error("{0}")]
+    NoKvm(String),
+}
+
+impl ProbeError {
+    pub fn status(&self) -> ExitStatus {
+        match self {
+            ProbeError::Unknown { .. } => ExitStatus::Usage,
+            ProbeError::NoKvm(_) => ExitStatus::Host,
+        }
+    }
+}
+
+/// Runs one probe by name: Ok(true) works, Ok(false) does not.
+pub fn probe(name: &str) -> std::result::Result<bool, ProbeError> {
     let p = PROBES.iter().find(|p| p.name == name).ok_or_else(|| {
         let names: Vec<_> = PROBES.iter().map(|p| p.name).collect();
-        format!("unknown probe `{name}` (known: {})", names.join(", "))
+        ProbeError::Unknown { name: name.into(), known: names.join(", ") }
     })?;
-    let kvm = kvm::open().map_err(|e| e.to_string())?;
+    let kvm = kvm::open().map_err(|e| ProbeError::NoKvm(e.to_string()))?;
     Ok((p.run)(&kvm).is_ok())
 }
 

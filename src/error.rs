@@ -37,8 +37,8 @@ impl ExitStatus {
 pub enum Error {
     /// A usage or input problem: the message says what is wrong.
     Usage(String),
-    /// `/dev/kvm` could not be opened.
-    NoKvm(std::io::Error),
+    /// The KVM device (`/dev/kvm`, or `$MINIKVM_KVM_DEVICE`) could not be opened.
+    NoKvm { device: String, error: std::io::Error },
     /// A KVM ioctl failed: what we were doing, and the error.
     Kvm(&'static str, kvm_ioctls::Error),
     /// Any other host failure (threads, terminal, memory mapping).
@@ -49,7 +49,7 @@ impl Error {
     pub fn status(&self) -> ExitStatus {
         match self {
             Error::Usage(_) => ExitStatus::Usage,
-            Error::NoKvm(_) | Error::Kvm(..) | Error::Host(_) => ExitStatus::Host,
+            Error::NoKvm { .. } | Error::Kvm(..) | Error::Host(_) => ExitStatus::Host,
         }
     }
 
@@ -62,18 +62,18 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) => write!(f, "{m}"),
-            Error::NoKvm(e) => match e.raw_os_error() {
+            Error::NoKvm { device, error } => match error.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => write!(
                     f,
-                    "/dev/kvm does not exist: load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) \
+                    "{device} does not exist: load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) \
                      and enable virtualization in the firmware"
                 ),
                 Some(libc::EACCES) | Some(libc::EPERM) => write!(
                     f,
-                    "no permission to open /dev/kvm: add yourself to the `kvm` group \
+                    "no permission to open {device}: add yourself to the `kvm` group \
                      (`sudo usermod -aG kvm $USER`, then log in again)"
                 ),
-                _ => write!(f, "cannot open /dev/kvm: {e}"),
+                _ => write!(f, "cannot open {device}: {error}"),
             },
             Error::Kvm(what, e) => write!(f, "KVM failed while {what}: {e}"),
             Error::Host(m) => write!(f, "{m}"),

@@ -1,56 +1,47 @@
 //! minikvm's command line: parse, run, turn the outcome into an exit status.
 
+// `print!`/`eprint!` panic on a closed or full stream; minikvm writes through minikvm::stdio instead.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use clap::Parser;
 use minikvm::cli::{Cli, Command};
 use minikvm::error::ExitStatus;
-use minikvm::{doctor, guests, vmm};
-use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode};
+use minikvm::stdio::StderrLog;
+use minikvm::{controller, doctor, guests, kvm, stderrln, stdout, vmm};
 use std::process::exit;
 
 fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                exit(0);
-            }
-            // One line, not clap's usage block: scripts and students both read the first line.
-            let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid command line");
-            eprintln!("minikvm: {} (see `minikvm --help`)", first.trim_start_matches("error: "));
-            exit(ExitStatus::Usage.code());
-        }
+    // First of all, before a signal can find minikvm without a plan: the kick handler (so a stray
+    // kick signal does nothing) and the stop signals blocked, to be read by the run's controller.
+    let stop_signals = match kvm::install_kick_handler().and_then(|()| controller::block_stop_signals()) {
+        Ok(set) => set,
+        Err(e) => exit(fail(&e.to_string(), e.status()).code()),
     };
+    let cli = parse_command_line();
     let level = match cli.run.verbose {
-        0 => LevelFilter::Warn,
-        1 => LevelFilter::Info,
-        2 => LevelFilter::Debug,
-        _ => LevelFilter::Trace,
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
     };
-    let mut log_config = ConfigBuilder::new();
-    log_config.set_time_level(LevelFilter::Off).set_target_level(LevelFilter::Off);
-    if cli.run.verbose < 3 {
-        // gdbstub reports every packet it does not know at info level: noise below -vvv.
-        log_config.add_filter_ignore_str("gdbstub");
-    }
-    let log_config = log_config.build();
-    let _ = TermLogger::init(level, log_config, TerminalMode::Stderr, ColorChoice::Never);
+    StderrLog::init(level, if cli.run.verbose < 3 { &["gdbstub"] } else { &[] });
 
+    if cli.command.is_some() {
+        controller::unblock_stop_signals(&stop_signals);
+    }
     let status = match cli.command {
         Some(Command::List) => {
-            print!("{}", guests::list());
+            stdout!("{}", guests::list());
             ExitStatus::Ok
         }
         Some(Command::Doctor { probe: Some(name) }) => match doctor::probe(&name) {
             Ok(true) => ExitStatus::Ok,
             Ok(false) => ExitStatus::GuestFault,
-            Err(msg) => fail(&msg, ExitStatus::Usage),
+            Err(e) => fail(&e.to_string(), e.status()),
         },
         Some(Command::Doctor { probe: None }) => match doctor::report() {
             Ok(report) => {
-                print!("{report}");
+                stdout!("{report}");
                 ExitStatus::Ok
             }
             Err(e) => fail(&e.to_string(), e.status()),
@@ -63,7 +54,26 @@ fn main() {
     exit(status.code());
 }
 
+/// The command line, or the end: `--help` and `--version` print and exit 0, a mistake exits 2.
+fn parse_command_line() -> Cli {
+    match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                exit(0);
+            }
+            // One line, not clap's usage block: scripts and students both read the first line.
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid command line");
+            stderrln!("minikvm: {} (see `minikvm --help`)", first.trim_start_matches("error: "));
+            exit(ExitStatus::Usage.code());
+        }
+    }
+}
+
 fn fail(msg: &str, status: ExitStatus) -> ExitStatus {
-    eprintln!("minikvm: error: {msg}");
+    stderrln!("minikvm: error: {msg}");
     status
 }

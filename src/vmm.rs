@@ -303,7 +303,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                 Some(InputEvent::Eof) => input = None,
                 Some(InputEvent::Quit) => {
                     input = None;
-                    eprintln!("\r\nminikvm: quit (Ctrl-A x)\r");
+                    crate::stderrln!("\r\nminikvm: quit (Ctrl-A x)\r");
                     stop.get_or_insert(StopReason::User);
                     stop_all(&ends);
                 }
@@ -311,7 +311,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
             }
         }
         if let Some(sig) = woke.signal {
-            eprintln!("\r\nminikvm: stopped by signal {sig}\r");
+            crate::stderrln!("\r\nminikvm: stopped by signal {sig}\r");
             stop.get_or_insert(StopReason::User);
             stop_all(&ends);
         }
@@ -366,7 +366,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
 
     if cfg.stats {
         let all: Vec<_> = stats_refs.iter().map(|(id, name, s)| (*id, name.clone(), lock(s).clone())).collect();
-        eprint!("{}", stats::table(&all));
+        crate::stderr!("{}", stats::table(&all));
     }
     Ok(outcome(&cfg, &ends, stop, started.elapsed(), uses_paging))
 }
@@ -383,9 +383,9 @@ fn outcome(
     for (i, end) in ends.iter().enumerate() {
         match end {
             Some(VcpuEnd::Fault { fault, report }) => {
-                eprintln!("minikvm: {report}");
+                crate::stderrln!("minikvm: {report}");
                 if paging && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
-                    eprintln!(
+                    crate::stderrln!(
                         "minikvm: this host's KVM cannot run 32-bit paging (see `minikvm doctor`), so a kernel \
                          that turns paging on triple-faults here. See the README section \"Hosts whose KVM cannot page\"."
                     );
@@ -393,7 +393,7 @@ fn outcome(
                 status = ExitStatus::GuestFault;
             }
             Some(VcpuEnd::HostError(msg)) => {
-                eprintln!("minikvm: {msg}");
+                crate::stderrln!("minikvm: {msg}");
                 if status == ExitStatus::Ok {
                     status = ExitStatus::Host;
                 }
@@ -414,7 +414,7 @@ fn outcome(
         .collect();
     match stop {
         Some(StopReason::Timeout) => {
-            eprintln!(
+            crate::stderrln!(
                 "minikvm: timeout after {:.1} s: {} still running, stopped",
                 elapsed.as_secs_f64(),
                 running.join(", ")
@@ -422,7 +422,7 @@ fn outcome(
             ExitStatus::Timeout
         }
         Some(StopReason::InputEnded) => {
-            eprintln!(
+            crate::stderrln!(
                 "minikvm: stdin ended and {} kept waiting for input for {:.1} s, stopped",
                 running.join(", "),
                 cfg.eof_grace.as_secs_f64()
@@ -443,7 +443,7 @@ fn print_legend(names: &[String], color: bool) {
             s += &format!(" [vCPU {i}: {n}]");
         }
     }
-    eprintln!("{s}");
+    crate::stderrln!("{s}");
 }
 
 // ----- the gdb side of a run (--gdb) ---------------------------------------------------------

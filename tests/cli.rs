@@ -203,3 +203,21 @@ fn putchar_reads_registers_without_extra_ioctls() {
     assert_eq!(runs, 13, "12 PUTCHAR exits + hlt: {trace}");
     assert_eq!(get_regs, 0, "PUTCHAR must not call KVM_GET_REGS: {trace}");
 }
+
+/// Without a usable KVM device, `doctor --probe` is a host failure (4), like every other command,
+/// and every message names the device actually tried (`MINIKVM_KVM_DEVICE` chooses another).
+#[test]
+fn doctor_without_kvm_exits_4_and_names_the_device() {
+    let device = "/nonexistent/kvm-for-doctor";
+    for args in [&["doctor", "--probe", "realmode"][..], &["doctor"], &["hello"]] {
+        let out = minikvm().env("MINIKVM_KVM_DEVICE", device).args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(device), "{args:?} must name {device}: {err}");
+        assert!(!err.contains("/dev/kvm"), "{args:?} names a device it did not use: {err}");
+    }
+    // A probe that does not exist is still a usage error, with or without KVM.
+    let out = minikvm().env("MINIKVM_KVM_DEVICE", device).args(["doctor", "--probe", "teleport"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+}

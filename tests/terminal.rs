@@ -113,3 +113,22 @@ fn a_signal_and_a_guest_fault_restore_the_terminal() {
     assert_eq!(wait(&mut child), 1);
     assert!(same(&before, &tcgetattr(&p.slave).unwrap()), "terminal not restored after a guest fault");
 }
+
+/// SIGQUIT, SIGUSR1/2 and SIGALRM used to kill minikvm outright, leaving the terminal raw.
+#[test]
+fn every_stop_signal_restores_the_terminal() {
+    let p = pty();
+    let before = tcgetattr(&p.slave).unwrap();
+    for signal in ["QUIT", "USR1", "USR2", "ALRM", "HUP", "INT"] {
+        let spins = String::from_utf8_lossy(&p.output.lock().unwrap()).matches("spinning").count();
+        let mut child = spawn_on(&p, &["spin"]);
+        let start = Instant::now();
+        while String::from_utf8_lossy(&p.output.lock().unwrap()).matches("spinning").count() == spins {
+            assert!(start.elapsed() < Duration::from_secs(30), "SIG{signal}: never saw the guest run");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        assert_eq!(wait(&mut child), 6, "SIG{signal}");
+        assert!(same(&before, &tcgetattr(&p.slave).unwrap()), "terminal not restored after SIG{signal}");
+    }
+}

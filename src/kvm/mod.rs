@@ -15,9 +15,11 @@ use std::sync::Once;
 pub fn open() -> Result<Kvm> {
     use std::os::unix::ffi::OsStringExt;
     let path = std::env::var_os("MINIKVM_KVM_DEVICE").unwrap_or_else(|| "/dev/kvm".into());
+    let device = path.to_string_lossy().into_owned();
     let path =
         std::ffi::CString::new(path.into_vec()).map_err(|_| Error::usage("MINIKVM_KVM_DEVICE contains a NUL byte"))?;
-    let kvm = Kvm::new_with_path(&path).map_err(|e| Error::NoKvm(std::io::Error::from_raw_os_error(e.errno())))?;
+    let kvm = Kvm::new_with_path(&path)
+        .map_err(|e| Error::NoKvm { device, error: std::io::Error::from_raw_os_error(e.errno()) })?;
     let version = kvm.get_api_version();
     if version != 12 {
         return Err(Error::Host(format!("unsupported KVM API version {version} (minikvm needs 12)")));

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fuzz;
+pub mod kernel_elf;
 
 use std::path::PathBuf;
 use std::process::Command;
