@@ -59,11 +59,17 @@ impl Config {
         };
         let mem_mib = |default: u64| -> Result<u64> {
             let m = args.mem.map(u64::from).unwrap_or(default);
-            if !(2..=3072).contains(&m) {
-                return Err(Error::usage("--mem must be between 2 and 3072 MiB"));
+            if !boot::MEM_MIB.contains(&m) {
+                let (min, max) = boot::MEM_MIB.into_inner();
+                return Err(Error::usage(format!("--mem must be between {min} and {max} MiB")));
             }
             Ok(m << 20)
         };
+        // An option that does not apply to this boot is a mistake to point out, not to ignore.
+        let only_for_paging = [(args.entry.is_some(), "--entry"), (args.load.is_some(), "--load")];
+        if let Some((_, option)) = only_for_paging.iter().find(|(given, _)| *given && args.paging.is_none()) {
+            return Err(Error::usage(format!("{option} only applies to --paging (seed compatibility mode)")));
+        }
         let (names, plan, elf_path) = if let Some(path) = &args.paging {
             let g = guests::resolve(&path.to_string_lossy())?;
             let load = args.load.unwrap_or(boot::seed_paging::DEFAULT_LOAD);
@@ -101,6 +107,11 @@ impl Config {
                     .map_err(|e| Error::usage(format!("{}: {e}", g.name)))?;
                 (vec![g.name.clone()], plan, g.elf_path.clone())
             } else {
+                if args.mem.is_some() {
+                    return Err(Error::usage(
+                        "--mem only applies to kernels: each real-mode guest has its fixed 256 KiB window",
+                    ));
+                }
                 for g in &loaded {
                     guests::check_flat_size(g)?;
                 }

@@ -51,6 +51,11 @@ impl CpuStart {
     }
 }
 
+/// The RAM `--mem` may give a kernel, in MiB. The top keeps all of RAM below 3 GiB, out of the way
+/// of what a PC has near 4 GiB: the IOAPIC (0xfec00000), the local APIC (0xfee00000) and the pages
+/// KVM needs for Intel's real-mode TSS (0xfffbd000).
+pub const MEM_MIB: std::ops::RangeInclusive<u64> = 2..=3072;
+
 /// What kind of machine a plan needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MachineKind {

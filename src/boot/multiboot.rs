@@ -23,55 +23,88 @@ pub fn looks_like_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")
 }
 
-/// Builds a boot plan for `kernel` in `mem_bytes` of RAM. Errors are one readable line.
-pub fn plan(kernel: &[u8], mem_bytes: u64) -> Result<BootPlan, String> {
-    find_header(kernel)?;
-    let file = ElfBytes::<AnyEndian>::minimal_parse(kernel).map_err(|e| format!("not a valid ELF file: {e}"))?;
-    if file.ehdr.class != Class::ELF32 || file.ehdr.e_machine != EM_386 {
-        return Err("not a 32-bit x86 ELF (Multiboot kernels are ELF32, EM_386)".into());
+/// Multiboot header flags (bits 0-15 are requirements: a loader that cannot meet one must refuse).
+const FLAG_ALIGN_MODULES: u32 = 1 << 0; // met trivially: minikvm loads no modules
+const FLAG_MEMORY_INFO: u32 = 1 << 1; // met: the information block has mem_* and a memory map
+const FLAG_VIDEO_MODE: u32 = 1 << 2; // not met: minikvm has no display
+const REQUIRED_BITS: u32 = 0xffff;
+
+/// Why a kernel file cannot boot. Each is one line for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    #[error("no Multiboot header in the first 8 KiB: not a Multiboot kernel")]
+    NoHeader,
+    #[error("Multiboot header at offset {0:#x} has a bad checksum")]
+    BadChecksum(usize),
+    #[error("the Multiboot header requires a video mode (flag bit 2), and minikvm has no display")]
+    VideoMode,
+    #[error("the Multiboot header requires features minikvm does not know (flag bits {0:#06x})")]
+    UnknownRequirement(u32),
+    #[error("not a valid ELF file: {0}")]
+    Elf(String),
+    #[error("a big-endian ELF: x86 Multiboot kernels are little-endian")]
+    BigEndian,
+    #[error("not a 32-bit x86 ELF (Multiboot kernels are ELF32, EM_386)")]
+    NotI386,
+    #[error("the ELF file has no program headers")]
+    NoProgramHeaders,
+    #[error("the ELF file has no loadable segments")]
+    NoSegments,
+    #[error("a segment's file size exceeds its memory size")]
+    FileSizeExceedsMemory,
+    #[error("a segment lies beyond the end of the file (truncated ELF?)")]
+    BeyondFile,
+    #[error("segment at physical {start:#x}..{end:#x} does not fit in {mib} MiB of RAM (use --mem)")]
+    BeyondRam { start: u64, end: u64, mib: u64 },
+    #[error("segments at physical {0:#x}..{1:#x} and {2:#x}..{3:#x} overlap")]
+    Overlap(u64, u64, u64, u64),
+    #[error("segment at physical {0:#x} overlaps the Multiboot info block at {INFO_ADDR:#x}")]
+    OverlapsInfo(u64),
+    #[error("the entry point {0:#x} is not inside any loadable segment")]
+    EntryOutside(u64),
+}
+
+/// A loadable segment: where it goes, what the file gives it, and how long it is in memory.
+struct Segment<'a> {
+    start: u64,
+    end: u64,
+    data: &'a [u8],
+}
+
+/// Builds a boot plan for `kernel` in `mem_bytes` of RAM.
+///
+/// Only a segment's file bytes are copied: the rest of it, its .bss, is already zero because guest
+/// RAM is a fresh anonymous mapping. So a kernel's load costs what its file holds, however big
+/// its .bss — which is also why segments may not overlap: each lands on untouched, zeroed RAM.
+pub fn plan(kernel: &[u8], mem_bytes: u64) -> Result<BootPlan, KernelError> {
+    check_requirements(kernel)?;
+    let file = ElfBytes::<AnyEndian>::minimal_parse(kernel).map_err(|e| KernelError::Elf(e.to_string()))?;
+    if file.ehdr.endianness == AnyEndian::Big {
+        return Err(KernelError::BigEndian);
     }
-    let segments = file.segments().ok_or("the ELF file has no program headers")?;
-    let mut images = Vec::new();
+    if file.ehdr.class != Class::ELF32 || file.ehdr.e_machine != EM_386 {
+        return Err(KernelError::NotI386);
+    }
+    let table = file.segments().ok_or(KernelError::NoProgramHeaders)?;
+    let mut segments = Vec::new();
     let mut entry = None;
-    for ph in segments.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0) {
-        let end = ph.p_paddr.checked_add(ph.p_memsz).ok_or("a segment's address overflows")?;
-        if end > mem_bytes {
-            return Err(format!(
-                "segment at physical {:#x}..{end:#x} does not fit in {} MiB of RAM (use --mem)",
-                ph.p_paddr,
-                mem_bytes >> 20
-            ));
-        }
-        if ph.p_paddr < INFO_PAGE.end && end > INFO_PAGE.start {
-            return Err(format!(
-                "segment at physical {:#x} overlaps the Multiboot info block at {INFO_ADDR:#x}",
-                ph.p_paddr
-            ));
-        }
-        if ph.p_filesz > ph.p_memsz {
-            return Err("a segment's file size exceeds its memory size".into());
-        }
-        let start = usize::try_from(ph.p_offset).map_err(|_| "segment offset too large")?;
-        let len = usize::try_from(ph.p_filesz).map_err(|_| "segment too large")?;
-        let data = start
-            .checked_add(len)
-            .and_then(|e| kernel.get(start..e))
-            .ok_or("a segment lies beyond the end of the file (truncated ELF?)")?;
-        let mut bytes = data.to_vec();
-        bytes.resize(ph.p_memsz as usize, 0); // .bss is zeroed
-        images.push((ph.p_paddr, bytes));
+    for ph in table.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0) {
+        let segment = load_segment(kernel, &ph, mem_bytes)?;
         // The entry point is physical; accept a virtual one inside a segment and translate it.
         let e = file.ehdr.e_entry;
-        if (ph.p_paddr..end).contains(&e) {
+        if (segment.start..segment.end).contains(&e) {
             entry = Some(e);
-        } else if (ph.p_vaddr..ph.p_vaddr + ph.p_memsz).contains(&e) {
+        } else if (ph.p_vaddr..ph.p_vaddr.saturating_add(ph.p_memsz)).contains(&e) {
             entry = Some(e - ph.p_vaddr + ph.p_paddr);
         }
+        segments.push(segment);
     }
-    if images.is_empty() {
-        return Err("the ELF file has no loadable segments".into());
+    if segments.is_empty() {
+        return Err(KernelError::NoSegments);
     }
-    let entry = entry.ok_or("the entry point is not inside any loadable segment")?;
+    refuse_overlaps(&mut segments)?;
+    let entry = entry.ok_or(KernelError::EntryOutside(file.ehdr.e_entry))?;
+    let mut images: Vec<(u64, Vec<u8>)> = segments.iter().map(|s| (s.start, s.data.to_vec())).collect();
     images.push((INFO_ADDR, info_block(mem_bytes)));
     let cpu = CpuStart {
         regs: kvm_regs { rip: entry, rax: BOOT_MAGIC as u64, rbx: INFO_ADDR, rflags: 0x2, ..Default::default() },
@@ -93,8 +126,59 @@ pub fn plan(kernel: &[u8], mem_bytes: u64) -> Result<BootPlan, String> {
     })
 }
 
-/// Finds the Multiboot header: 4-byte aligned within the first 8 KiB, magic + flags + checksum = 0.
-fn find_header(kernel: &[u8]) -> Result<usize, String> {
+/// Checks one PT_LOAD program header against RAM, the info block and the file.
+fn load_segment<'a>(
+    kernel: &'a [u8],
+    ph: &elf::segment::ProgramHeader,
+    mem_bytes: u64,
+) -> Result<Segment<'a>, KernelError> {
+    let start = ph.p_paddr;
+    let end = start.checked_add(ph.p_memsz).filter(|&e| e <= mem_bytes);
+    let end =
+        end.ok_or(KernelError::BeyondRam { start, end: start.saturating_add(ph.p_memsz), mib: mem_bytes >> 20 })?;
+    if start < INFO_PAGE.end && end > INFO_PAGE.start {
+        return Err(KernelError::OverlapsInfo(start));
+    }
+    if ph.p_filesz > ph.p_memsz {
+        return Err(KernelError::FileSizeExceedsMemory);
+    }
+    let data = usize::try_from(ph.p_offset)
+        .ok()
+        .zip(usize::try_from(ph.p_filesz).ok())
+        .and_then(|(off, len)| kernel.get(off..off.checked_add(len)?))
+        .ok_or(KernelError::BeyondFile)?;
+    Ok(Segment { start, end, data })
+}
+
+/// Sorts the segments by address and refuses any two that share a byte.
+fn refuse_overlaps(segments: &mut [Segment<'_>]) -> Result<(), KernelError> {
+    segments.sort_by_key(|s| s.start);
+    for pair in segments.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.start < a.end {
+            return Err(KernelError::Overlap(a.start, a.end, b.start, b.end));
+        }
+    }
+    Ok(())
+}
+
+/// Finds the Multiboot header — 4-byte aligned within the first 8 KiB, magic + flags + checksum = 0
+/// — and refuses a kernel whose required flags minikvm cannot meet, as the specification says.
+fn check_requirements(kernel: &[u8]) -> Result<(), KernelError> {
+    let offset = find_header(kernel)?;
+    let flags = u32::from_le_bytes([kernel[offset + 4], kernel[offset + 5], kernel[offset + 6], kernel[offset + 7]]);
+    if flags & FLAG_VIDEO_MODE != 0 {
+        return Err(KernelError::VideoMode);
+    }
+    let unknown = flags & REQUIRED_BITS & !(FLAG_ALIGN_MODULES | FLAG_MEMORY_INFO);
+    if unknown != 0 {
+        return Err(KernelError::UnknownRequirement(unknown));
+    }
+    Ok(())
+}
+
+/// The offset of the Multiboot header in the file.
+fn find_header(kernel: &[u8]) -> Result<usize, KernelError> {
     let window = &kernel[..kernel.len().min(8192)];
     for off in (0..window.len().saturating_sub(11)).step_by(4) {
         let word = |i: usize| u32::from_le_bytes([window[i], window[i + 1], window[i + 2], window[i + 3]]);
@@ -103,10 +187,10 @@ fn find_header(kernel: &[u8]) -> Result<usize, String> {
             if sum == 0 {
                 return Ok(off);
             }
-            return Err(format!("Multiboot header at offset {off:#x} has a bad checksum"));
+            return Err(KernelError::BadChecksum(off));
         }
     }
-    Err("no Multiboot header in the first 8 KiB: not a Multiboot kernel".into())
+    Err(KernelError::NoHeader)
 }
 
 /// The Multiboot information block: memory sizes, a memory map and the loader's name.
@@ -175,7 +259,7 @@ mod tests {
     fn loads_segments_and_enters_as_multiboot_says() {
         let p = plan(&tiny_kernel(0x100000, 0x10000c), 32 << 20).unwrap();
         assert_eq!(p.images[0].0, 0x100000);
-        assert_eq!(p.images[0].1.len(), 0x40, "bss is zero-filled up to memsz");
+        assert_eq!(p.images[0].1.len(), 0x20, "only the file's bytes: the bss is fresh, zeroed RAM");
         assert_eq!(p.images[0].1[0xc], 0xf4);
         let c = &p.cpus[0];
         assert_eq!(c.regs.rip, 0x10000c);
@@ -189,15 +273,47 @@ mod tests {
 
     #[test]
     fn rejects_bad_kernels_with_a_reason() {
-        assert!(plan(b"\x7fELF garbage", 32 << 20).unwrap_err().contains("Multiboot"));
+        assert_eq!(plan(b"\x7fELF garbage", 32 << 20).unwrap_err(), KernelError::NoHeader);
         let too_high = tiny_kernel(0x3000000, 0x3000000);
-        assert!(plan(&too_high, 32 << 20).unwrap_err().contains("--mem"));
+        assert!(plan(&too_high, 32 << 20).unwrap_err().to_string().contains("--mem"));
         let mut bad_sum = tiny_kernel(0x100000, 0x100000);
         bad_sum[0x88] ^= 1;
-        assert!(plan(&bad_sum, 32 << 20).unwrap_err().contains("checksum"));
+        assert_eq!(plan(&bad_sum, 32 << 20).unwrap_err(), KernelError::BadChecksum(0x80));
         let mut truncated = tiny_kernel(0x100000, 0x100000);
         truncated[56] = 0xf0; // segment offset beyond the file
-        assert!(plan(&truncated, 32 << 20).is_err());
-        assert!(plan(&tiny_kernel(0x100000, 0x500000), 32 << 20).unwrap_err().contains("entry"));
+        assert_eq!(plan(&truncated, 32 << 20).unwrap_err(), KernelError::BeyondFile);
+        assert_eq!(plan(&tiny_kernel(0x100000, 0x500000), 32 << 20).unwrap_err(), KernelError::EntryOutside(0x500000));
+    }
+
+    /// Sets the Multiboot flags word and fixes the checksum to match.
+    fn with_flags(mut k: Vec<u8>, flags: u32) -> Vec<u8> {
+        k[0x84..0x88].copy_from_slice(&flags.to_le_bytes());
+        k[0x88..0x8c].copy_from_slice(&0u32.wrapping_sub(HEADER_MAGIC).wrapping_sub(flags).to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn required_multiboot_flags_are_met_or_refused() {
+        let k = || tiny_kernel(0x100000, 0x10000c);
+        assert!(plan(&with_flags(k(), 0b11 | (1 << 16)), 32 << 20).is_ok(), "bits 0, 1 and optional 16");
+        assert_eq!(plan(&with_flags(k(), 1 << 2), 32 << 20).unwrap_err(), KernelError::VideoMode);
+        assert_eq!(
+            plan(&with_flags(k(), (1 << 9) | 1), 32 << 20).unwrap_err(),
+            KernelError::UnknownRequirement(1 << 9)
+        );
+    }
+
+    #[test]
+    fn overlapping_segments_and_big_endian_files_are_refused() {
+        let mut two = tiny_kernel(0x100000, 0x10000c);
+        two.copy_within(52..84, 84); // a second program header, a copy of the first...
+        two[44] = 2;
+        two[96..100].copy_from_slice(&0x100020u32.to_le_bytes()); // ...moved up by 0x20 of its 0x40
+        assert_eq!(plan(&two, 32 << 20).unwrap_err(), KernelError::Overlap(0x100000, 0x100040, 0x100020, 0x100060));
+        two[96..100].copy_from_slice(&0x100040u32.to_le_bytes()); // end to end is fine
+        assert!(plan(&two, 32 << 20).is_ok());
+        let mut big = tiny_kernel(0x100000, 0x10000c);
+        big[5] = 2;
+        assert!(matches!(plan(&big, 32 << 20), Err(KernelError::BigEndian | KernelError::Elf(_))));
     }
 }
