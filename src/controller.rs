@@ -70,8 +70,8 @@ const LEFT_AT_DEFAULT: [Signal; 14] = [
 /// SIGUSR2, SIGALRM, SIGABRT from outside, the CPU-time, file-size and profiling timers, SIGIO,
 /// SIGPWR, SIGSTKFLT and the real-time signals) in the calling thread and returns that set.
 /// Threads started afterwards inherit the mask; a blocked signal waits, pending, until the
-/// controller reads it from its signalfd. Exempt: [`LEFT_AT_DEFAULT`], and the vCPU kick signal
-/// (its handler does nothing outside a vCPU thread, so from outside it is ignored).
+/// controller reads it from its signalfd. Exempt: `LEFT_AT_DEFAULT` (below), and the vCPU kick signal,
+/// which must reach the vCPU threads (sent from outside, it at most kicks a vCPU, which runs on).
 ///
 /// `main` calls this first, so that no signal finds minikvm unprotected: blocked before the
 /// controller listens, it is read as soon as the controller does.
