@@ -217,6 +217,11 @@ fn doctor_without_kvm_exits_4_and_names_the_device() {
         assert!(err.contains(device), "{args:?} must name {device}: {err}");
         assert!(!err.contains("/dev/kvm"), "{args:?} names a device it did not use: {err}");
     }
+    // A file that is not a KVM device is named too.
+    let out =
+        minikvm().env("MINIKVM_KVM_DEVICE", "/dev/null").args(["doctor", "--probe", "realmode"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("/dev/null"), "{}", stderr_of(&out));
     // A probe that does not exist is still a usage error, with or without KVM.
     let out = minikvm().env("MINIKVM_KVM_DEVICE", device).args(["doctor", "--probe", "teleport"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));

@@ -19,10 +19,13 @@ pub fn open() -> Result<Kvm> {
     let path =
         std::ffi::CString::new(path.into_vec()).map_err(|_| Error::usage("MINIKVM_KVM_DEVICE contains a NUL byte"))?;
     let kvm = Kvm::new_with_path(&path)
-        .map_err(|e| Error::NoKvm { device, error: std::io::Error::from_raw_os_error(e.errno()) })?;
+        .map_err(|e| Error::NoKvm { device: device.clone(), error: std::io::Error::from_raw_os_error(e.errno()) })?;
     let version = kvm.get_api_version();
+    if version < 0 {
+        return Err(Error::Host(format!("{device} is not a KVM device (KVM_GET_API_VERSION failed)")));
+    }
     if version != 12 {
-        return Err(Error::Host(format!("unsupported KVM API version {version} (minikvm needs 12)")));
+        return Err(Error::Host(format!("{device}: unsupported KVM API version {version} (minikvm needs 12)")));
     }
     Ok(kvm)
 }
