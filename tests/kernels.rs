@@ -63,6 +63,24 @@ fn overlapping_segments_are_refused() {
     assert_refused(&k, &[], "overlap");
 }
 
+/// A 10 KiB file whose 280 program headers all load 8 MiB at the same address: refused at once, with
+/// nothing allocated for them (it used to allocate each segment's 8 MiB, 2.2 GiB in all).
+#[test]
+fn many_overlapping_big_segments_cost_nothing() {
+    let mut k = TinyKernel::default().bytes();
+    k.resize(10 << 10, 0);
+    let phoff = 0x400;
+    for i in 0..280 {
+        k.copy_within(PHDR_OFF..PHDR_OFF + 32, phoff + 32 * i);
+        put32(&mut k, phoff + 32 * i + 20, 8 << 20); // p_memsz: 8 MiB
+    }
+    put32(&mut k, 28, phoff as u32);
+    put16(&mut k, 44, 280);
+    assert_refused(&k, &["--mem", "64"], "overlap");
+    let rss_mib = peak_rss_of_children_kib() / 1024;
+    assert!(rss_mib < 64, "peak RSS {rss_mib} MiB");
+}
+
 #[test]
 fn a_segment_beyond_mem_is_refused() {
     let k = TinyKernel { memsz: 64 << 20, ..Default::default() }.bytes();
