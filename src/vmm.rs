@@ -109,7 +109,7 @@ impl Config {
             } else {
                 if args.mem.is_some() {
                     return Err(Error::usage(
-                        "--mem only applies to kernels: each real-mode guest has its fixed 256 KiB window",
+                        "--mem only applies to kernels and 64-bit guests: each real-mode guest has its fixed 256 KiB window",
                     ));
                 }
                 for g in &loaded {
