@@ -1,5 +1,5 @@
-//! Fuzzing the kernel loader: mutations of valid Multiboot ELF kernels (the 1K OS's `kernel.elf` and
-//! a tiny kernel made here) — every ELF header and program-header field, sizes, offsets, flags, the
+//! Fuzzing the kernel loader: mutations of valid Multiboot ELF kernels (the 1K OS's `kernel.elf`, the
+//! 64-bit 1K OS's `kernel64.elf` and a tiny kernel made here) — every ELF header and program-header field, sizes, offsets, flags, the
 //! Multiboot header's fields and flags, overlapping segments, truncations, stray bytes. Each kernel
 //! must end within its timeout with a documented status, without a panic, and the largest resident
 //! set of any run stays bounded.
@@ -34,13 +34,16 @@ const RSS_BOUND_MIB: i64 = 64;
 fn mutated_multiboot_kernels_are_contained() {
     let run = FuzzRun::new("kernels", 0x6b65_726e_656c, 320);
     let mut bases: Vec<(&str, Vec<u8>)> = vec![("tiny", TinyKernel::default().bytes())];
-    match minikvm::guests::builtin("os-1k") {
-        Some(os) => bases.push(("os-1k", os.image.to_vec())),
-        None => eprintln!("fuzz kernels: the 1K OS is not built in; mutating the tiny kernel only"),
+    for name in ["os-1k", "os-1k64"] {
+        match minikvm::guests::builtin(name) {
+            Some(os) => bases.push((os.name, os.image.to_vec())),
+            None => eprintln!("fuzz kernels: `{name}` is not built in; not mutating it"),
+        }
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_mutation: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_base: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut peak_mib = peak_rss_of_children_kib() / 1024;
     for case in 0..run.cases {
@@ -50,6 +53,7 @@ fn mutated_multiboot_kernels_are_contained() {
         let mutation = mutate(&mut rng, &mut kernel);
         let mem = [None, Some("2"), Some("64"), Some("3072")][rng.usize(..4)];
         *by_mutation.entry(mutation).or_default() += 1;
+        *by_base.entry(base_name).or_default() += 1;
         let path = dir.path().join(format!("case{case}.elf"));
         std::fs::write(&path, &kernel).expect("write kernel");
         let outcome = run_kernel(&path, mem);
@@ -72,6 +76,7 @@ fn mutated_multiboot_kernels_are_contained() {
     }
     eprintln!("fuzz kernels: by status {by_status:?}");
     eprintln!("fuzz kernels: by mutation {by_mutation:?}");
+    eprintln!("fuzz kernels: by kernel {by_base:?}");
     eprintln!("fuzz kernels: peak RSS of any run {peak_mib} MiB (bound {RSS_BOUND_MIB})");
     run.finish(run.cases, &failures);
 }
@@ -84,8 +89,13 @@ fn run_kernel(path: &std::path::Path, mem: Option<&str>) -> Result<(std::process
     if let Some(mib) = mem {
         cmd.args(["--mem", mib]);
     }
-    cmd.arg(path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err.try_clone().expect("clone"));
+    // A kernel that reaches the 1K OS menu reads `0` (power off) and ends at once.
+    cmd.arg(path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(err.try_clone().expect("clone"));
     let mut child = cmd.spawn().expect("spawn minikvm");
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(b"0\n"); // a refused kernel may have gone already: EPIPE is fine
+    }
     let deadline = Instant::now() + Duration::from_secs_f64(TIMEOUT_SECS) + GRACE;
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
