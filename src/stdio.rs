@@ -86,3 +86,21 @@ impl log::Log for StderrLog {
 
     fn flush(&self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::Log;
+
+    fn meta(level: log::Level, target: &str) -> log::Metadata<'_> {
+        log::Metadata::builder().level(level).target(target).build()
+    }
+
+    #[test]
+    fn the_log_keeps_its_level_and_drops_quiet_targets() {
+        let log = StderrLog { level: log::LevelFilter::Info, quiet: &["gdbstub"] };
+        assert!(log.enabled(&meta(log::Level::Info, "minikvm::vmm")));
+        assert!(!log.enabled(&meta(log::Level::Debug, "minikvm::vmm")), "below the level");
+        assert!(!log.enabled(&meta(log::Level::Warn, "gdbstub::protocol")), "a quiet target");
+    }
+}
