@@ -5,21 +5,22 @@
 //! exit reason's handling can be tested without a VM.
 
 use crate::boot::MachineKind;
-use crate::devices::hypercall::{self, Hypercall};
-use crate::devices::serial;
 
 /// One VM exit, as minikvm sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
-    /// `in` from `port` of `size` bytes.
+    /// `in` from `port`: `count` items of `size` bytes (`count` > 1 for `rep ins`).
     IoIn {
         port: u16,
         size: u8,
+        count: u32,
     },
-    /// `out` to `port`: the low `size` bytes of `value`.
+    /// `out` to `port`: `count` items of `size` bytes; `value` is the first item (for logs and
+    /// statistics; the bus gets them all).
     IoOut {
         port: u16,
         size: u8,
+        count: u32,
         value: u32,
     },
     MmioRead {
@@ -133,19 +134,9 @@ impl std::fmt::Display for Fault {
 pub enum Action {
     /// Nothing to do: run the vCPU again.
     Resume,
-    /// A hypercall; PUTCHAR still needs BL from the registers.
-    Hypercall(Hypercall),
-    /// GETCHAR's `in`: answer with the next input byte.
-    HypercallIn,
-    /// A UART register access (offset 0..=7).
-    SerialRead {
-        offset: u16,
-    },
-    SerialWrite {
-        offset: u16,
-        value: u8,
-    },
-    /// An access nothing answers: reads give all ones, writes are dropped (logged at -vv).
+    /// Port I/O: the port bus carries it out (see [`crate::devices::bus`]).
+    PortIo,
+    /// An MMIO access nothing answers: reads give all ones, writes are dropped (logged at -vv).
     Unclaimed,
     /// This vCPU has finished normally.
     Done,
@@ -160,16 +151,8 @@ pub enum Action {
 /// The decision for one exit on a machine of `kind`.
 pub fn decide(exit: &Exit, kind: MachineKind) -> Action {
     match *exit {
-        Exit::IoOut { port: hypercall::PORT, value, .. } => match Hypercall::decode(value as u8) {
-            Hypercall::Unknown(n) => Action::Fault(Fault::UnknownHypercall(n)),
-            h => Action::Hypercall(h),
-        },
-        Exit::IoIn { port: hypercall::PORT, .. } => Action::HypercallIn,
-        Exit::IoOut { port, value, .. } if is_com1(port) => {
-            Action::SerialWrite { offset: port - serial::COM1, value: value as u8 }
-        }
-        Exit::IoIn { port, .. } if is_com1(port) => Action::SerialRead { offset: port - serial::COM1 },
-        Exit::IoIn { .. } | Exit::IoOut { .. } | Exit::MmioRead { .. } | Exit::MmioWrite { .. } => Action::Unclaimed,
+        Exit::IoIn { .. } | Exit::IoOut { .. } => Action::PortIo,
+        Exit::MmioRead { .. } | Exit::MmioWrite { .. } => Action::Unclaimed,
         // Without an interrupt controller nothing could ever wake a halted vCPU: hlt ends it.
         // With one, KVM handles hlt itself; an exit here would be spurious.
         Exit::Hlt => match kind {
@@ -186,39 +169,16 @@ pub fn decide(exit: &Exit, kind: MachineKind) -> Action {
     }
 }
 
-fn is_com1(port: u16) -> bool {
-    (serial::COM1..serial::COM1 + 8).contains(&port)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use MachineKind::*;
 
-    fn out(port: u16, value: u32) -> Exit {
-        Exit::IoOut { port, size: 1, value }
-    }
-
     #[test]
-    fn hypercalls_decode_from_al() {
-        assert_eq!(decide(&out(0x500, 0x00), Flat), Action::Hypercall(Hypercall::Exit));
-        assert_eq!(decide(&out(0x500, 0x01), Flat), Action::Hypercall(Hypercall::Putchar));
-        assert_eq!(decide(&out(0x500, 0x02), Flat), Action::Hypercall(Hypercall::Getchar));
-        assert_eq!(decide(&out(0x500, 0x7f), Flat), Action::Fault(Fault::UnknownHypercall(0x7f)));
-        assert_eq!(decide(&Exit::IoIn { port: 0x500, size: 1 }, Flat), Action::HypercallIn);
-    }
-
-    #[test]
-    fn uart_ports_map_to_register_offsets() {
-        assert_eq!(decide(&out(0x3f8, 0x41), Flat), Action::SerialWrite { offset: 0, value: 0x41 });
-        assert_eq!(decide(&Exit::IoIn { port: 0x3fd, size: 1 }, Kernel), Action::SerialRead { offset: 5 });
-        assert_eq!(decide(&out(0x3f7, 0), Flat), Action::Unclaimed);
-        assert_eq!(decide(&out(0x400, 0), Flat), Action::Unclaimed);
-    }
-
-    #[test]
-    fn unknown_ports_and_mmio_are_unclaimed() {
-        assert_eq!(decide(&Exit::IoIn { port: 0x60, size: 1 }, Flat), Action::Unclaimed);
+    fn port_io_goes_to_the_bus_and_mmio_is_unclaimed() {
+        let out = Exit::IoOut { port: 0x500, size: 1, count: 1, value: 0x7f };
+        assert_eq!(decide(&out, Flat), Action::PortIo);
+        assert_eq!(decide(&Exit::IoIn { port: 0x3f8, size: 1, count: 8 }, Kernel), Action::PortIo);
         assert_eq!(decide(&Exit::MmioRead { addr: 0xfee0_0000, len: 4 }, Kernel), Action::Unclaimed);
         assert_eq!(decide(&Exit::MmioWrite { addr: 0xb8000, len: 2, value: 7 }, Kernel), Action::Unclaimed);
     }

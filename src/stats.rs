@@ -105,9 +105,9 @@ mod tests {
     #[test]
     fn counts_exits_ports_and_hypercalls() {
         let mut st = VcpuStats::default();
-        st.count_exit(&Exit::IoOut { port: 0x500, size: 1, value: 1 });
-        st.count_exit(&Exit::IoOut { port: 0x500, size: 1, value: 1 });
-        st.count_exit(&Exit::IoIn { port: 0x3fd, size: 1 });
+        st.count_exit(&Exit::IoOut { port: 0x500, size: 1, count: 1, value: 1 });
+        st.count_exit(&Exit::IoOut { port: 0x500, size: 1, count: 1, value: 1 });
+        st.count_exit(&Exit::IoIn { port: 0x3fd, size: 1, count: 1 });
         st.count_exit(&Exit::Hlt);
         st.count_hypercall(1);
         st.count_hypercall(1);

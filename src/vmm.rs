@@ -8,13 +8,14 @@ use crate::boot::{self, BootPlan, MachineKind};
 use crate::cli::{ColorChoice, RunArgs};
 use crate::controller::{self, Mailbox, StopSignals};
 use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
+use crate::devices::ports;
 use crate::devices::serial::COM1_IRQ;
 use crate::devices::stdin::{InputEvent, RawTerminal, StdinReader};
 use crate::error::{Error, ExitStatus, KvmContext, Result};
 use crate::exit::Fault;
 use crate::gdb::{self, SessionEnd};
 use crate::guests::{self, Guest};
-use crate::kvm::vcpu::{DebugEvent, DebugLink, DebugRequest};
+use crate::kvm::vcpu::{DebugEvent, DebugLink, DebugRequest, HostCaps};
 use crate::kvm::{
     self,
     memory::GuestRam,
@@ -192,7 +193,8 @@ impl Machine {
             ram.write(*gpa, bytes).map_err(Error::usage)?;
             log::info!("loaded {} bytes at GPA {gpa:#x}", bytes.len());
         }
-        let sync = Vcpu::host_has_sync_regs(&kvm);
+        let host = HostCaps::of(&kvm)?;
+        let bus = Arc::new(ports::pc_ports(&console));
         let mut vcpus = Vec::new();
         for (i, start) in plan.cpus.iter().enumerate() {
             let fd = vm.create_vcpu(i as u64).during("creating a vCPU")?;
@@ -202,7 +204,7 @@ impl Machine {
                 fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
                 kvm::route_pic_to_lapic(&fd)?;
             }
-            let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), sync);
+            let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), bus.clone(), host);
             vcpu.set_start(start)?;
             vcpus.push(vcpu);
         }

@@ -8,9 +8,9 @@
 use super::serial::Serial;
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// ANSI colours per vCPU: cyan, yellow, magenta, green.
 pub const VCPU_COLORS: [&str; 4] = ["\x1b[36m", "\x1b[33m", "\x1b[35m", "\x1b[32m"];
@@ -39,8 +39,9 @@ struct OutputState {
 
 pub struct Console {
     input: Mutex<InputState>,
-    /// The guest looked for input and found none since it last printed.
-    starved: AtomicBool,
+    /// Empty polls for input (GETCHAR, or the UART's LSR/RBR, finding nothing) since the guest
+    /// last printed: two or more mean the guest is waiting for input (see [`REPEATED_POLLS`]).
+    empty_polls: AtomicU32,
     /// stdin has ended (a copy of `InputState::eof` that needs no lock).
     ended: AtomicBool,
     /// Called when, after stdin ended, the guest starts waiting for input (the controller then
@@ -54,6 +55,15 @@ pub struct Console {
     irq: Mutex<Option<IrqLine>>,
 }
 
+/// How many empty polls, with no output between them, make a wait for input. One is not enough:
+/// a serial driver reads LSR once before sending each byte (for THR empty), and with no input
+/// queued that read finds no data ready; it is output, not a wait. A guest that waits polls again.
+pub const REPEATED_POLLS: u32 = 2;
+
+/// How often a vCPU blocked in GETCHAR looks at its control flags: a kick (a signal) interrupts
+/// KVM_RUN but cannot wake a condition variable.
+const FLAG_CHECK: Duration = Duration::from_millis(20);
+
 impl Console {
     /// A console writing guest output to `sink`. With `blocking_getchar`, GETCHAR waits until a
     /// byte arrives or stdin ends, so piped input is never missed because it came late.
@@ -66,7 +76,7 @@ impl Console {
                 closing: false,
                 irq_level: false,
             }),
-            starved: AtomicBool::new(false),
+            empty_polls: AtomicU32::new(0),
             ended: AtomicBool::new(false),
             starve_hook: Mutex::new(None),
             input_changed: Condvar::new(),
@@ -113,19 +123,58 @@ impl Console {
         self.input_changed.notify_all();
     }
 
-    /// The next input byte for GETCHAR, if any (see [`Console::new`] for when it waits).
+    /// GETCHAR's `in`: the next input byte, if any, at once.
     pub fn getchar(&self) -> Option<u8> {
-        if self.blocking_getchar {
-            let mut st = lock(&self.input);
-            while st.queue.is_empty() && !st.eof && !st.closing {
-                st = self.input_changed.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-        }
         let b = self.with_input(|st| st.queue.pop_front());
         if b.is_none() {
             self.note_empty_poll();
         }
         b
+    }
+
+    /// Blocks (stdin a pipe or file) until input is queued, stdin has ended or the run is ending:
+    /// then true. Returns false early when `interrupted` says so (checked every [`FLAG_CHECK`]).
+    pub fn wait_for_input(&self, interrupted: &dyn Fn() -> bool) -> bool {
+        if !self.blocking_getchar {
+            return true;
+        }
+        let mut st = lock(&self.input);
+        loop {
+            if !st.queue.is_empty() || st.eof || st.closing {
+                return true;
+            }
+            if interrupted() {
+                return false;
+            }
+            st = match self.input_changed.wait_timeout(st, FLAG_CHECK) {
+                Ok((st, _)) => st,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// A guest's read of UART register `offset` (0..=7). Reading RBR or LSR while no byte is
+    /// ready is a poll for input that found none.
+    pub fn serial_read(&self, offset: u16) -> u8 {
+        let (value, found_none) = self.with_input(|st| {
+            let InputState { queue, serial, .. } = st;
+            let ready = serial.data_ready(!queue.is_empty());
+            (serial.read(offset, queue), !ready && (offset == 0 || offset == 5))
+        });
+        if found_none {
+            self.note_empty_poll();
+        }
+        value
+    }
+
+    /// A write of vCPU `vcpu` to UART register `offset`; a byte sent goes to the console.
+    pub fn serial_write(&self, vcpu: usize, offset: u16, value: u8) {
+        // A register write sends at most one byte (THR), put out after the UART lock is let go.
+        let mut sent = None;
+        self.with_input(|st| st.serial.write(offset, value, &mut |b| sent = Some(b)));
+        if let Some(b) = sent {
+            self.put(vcpu, b);
+        }
     }
 
     /// Sets what to call when the guest starts waiting on input after stdin ended.
@@ -134,8 +183,9 @@ impl Console {
     }
 
     /// The guest looked for input (GETCHAR, or the UART's LSR/RBR) and found none.
-    pub fn note_empty_poll(&self) {
-        if !self.starved.swap(true, Ordering::Relaxed) && self.ended.load(Ordering::Relaxed) {
+    fn note_empty_poll(&self) {
+        let polls = self.empty_polls.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if polls == REPEATED_POLLS && self.ended.load(Ordering::Relaxed) {
             if let Some(hook) = lock(&self.starve_hook).as_ref() {
                 hook();
             }
@@ -156,7 +206,7 @@ impl Console {
         out.last_output = Instant::now();
         drop(out);
         // Printing ends a wait for input.
-        self.starved.store(false, Ordering::Relaxed);
+        self.empty_polls.store(0, Ordering::Relaxed);
     }
 
     /// Ends coloured output and flushes.
@@ -175,10 +225,11 @@ impl Console {
     }
 
     /// True once stdin has ended, no input is left and the guest is waiting for some: it polled
-    /// and found nothing, or it has the UART's receive interrupt on.
+    /// repeatedly and found nothing, with no output in between, or it has the UART's receive
+    /// interrupt on.
     pub fn waiting_on_closed_input(&self) -> bool {
-        let starved = self.starved.load(Ordering::Relaxed);
-        self.with_input(|st| st.eof && st.queue.is_empty() && (starved || st.serial.wants_rx_irq()))
+        let polling = self.empty_polls.load(Ordering::Relaxed) >= REPEATED_POLLS;
+        self.with_input(|st| st.eof && st.queue.is_empty() && (polling || st.serial.wants_rx_irq()))
     }
 }
 
@@ -216,26 +267,55 @@ mod tests {
     }
 
     #[test]
-    fn getchar_drains_queue_then_reports_starvation() {
+    fn getchar_drains_queue_then_repeated_empty_polls_are_a_wait() {
         let c = Console::new(Box::new(std::io::sink()), false, false);
         c.push_input(b"x");
         assert_eq!(c.getchar(), Some(b'x'));
         assert!(!c.waiting_on_closed_input());
         assert_eq!(c.getchar(), None);
+        assert_eq!(c.getchar(), None);
         assert!(!c.waiting_on_closed_input(), "not before EOF");
         c.set_eof();
         assert!(c.waiting_on_closed_input());
+        c.put(0, b'.');
+        assert!(!c.waiting_on_closed_input(), "output ends a wait");
     }
 
     #[test]
-    fn blocking_getchar_waits_for_late_input_and_for_eof() {
+    fn one_lsr_read_before_sending_is_not_a_wait_for_input() {
+        let c = Console::new(Box::new(std::io::sink()), false, false);
+        c.set_eof();
+        for b in *b"ok" {
+            assert_ne!(c.serial_read(5) & 0x20, 0, "THR empty");
+            c.serial_write(0, 0, b);
+        }
+        c.serial_read(5);
+        assert!(!c.waiting_on_closed_input(), "one LSR read, then silence: the guest may be computing");
+        c.serial_read(5);
+        assert!(c.waiting_on_closed_input(), "a second empty poll with no output between is a wait");
+    }
+
+    #[test]
+    fn wait_for_input_returns_on_late_input_eof_close_or_interruption() {
         let c = Console::new(Box::new(std::io::sink()), false, true);
         let c2 = c.clone();
-        let t = std::thread::spawn(move || (c2.getchar(), c2.getchar()));
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let t = std::thread::spawn(move || (c2.wait_for_input(&|| false), c2.getchar()));
+        std::thread::sleep(Duration::from_millis(50));
         c.push_input(b"z");
-        c.set_eof();
-        assert_eq!(t.join().unwrap(), (Some(b'z'), None));
+        assert_eq!(t.join().unwrap(), (true, Some(b'z')));
+
+        let flag = Arc::new(AtomicBool::new(false));
+        let (c2, f2) = (c.clone(), flag.clone());
+        let t = std::thread::spawn(move || c2.wait_for_input(&|| f2.load(Ordering::Relaxed)));
+        std::thread::sleep(Duration::from_millis(50));
+        flag.store(true, Ordering::Relaxed); // a pause request: no notify, found by the flag check
+        assert!(!t.join().unwrap());
+
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || c2.wait_for_input(&|| false));
+        std::thread::sleep(Duration::from_millis(50));
+        c.close();
+        assert!(t.join().unwrap());
     }
 
     #[test]
@@ -246,12 +326,8 @@ mod tests {
         c.connect_irq(Box::new(move |lvl| lock(&l2).push(lvl)));
         c.with_input(|st| st.serial.write(1, 1, &mut |_| {}));
         c.push_input(b"ab");
-        c.with_input(|st| {
-            let mut q = std::mem::take(&mut st.queue);
-            st.serial.read(0, &mut q);
-            st.serial.read(0, &mut q);
-            st.queue = q;
-        });
+        c.serial_read(0);
+        c.serial_read(0);
         assert_eq!(*lock(&levels), vec![true, false]);
     }
 }

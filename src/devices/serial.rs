@@ -4,6 +4,11 @@
 //! to a callback, and [`Serial::irq_level`] says whether the interrupt line should be high. That
 //! keeps it unit-testable with a `VecDeque` and a `Vec<u8>`.
 //!
+//! **Loopback** (MCR bit 4), as on a 16550A: the transmitter is wired to the receiver inside the
+//! chip, so a byte written to THR does not go out but comes back in RBR (with LSR.DR set, and the
+//! receive interrupt if enabled), and the outside input is disconnected. Drivers use it to test the
+//! chip. Looped bytes wait in the receive FIFO (16 bytes); more set the overrun bit (LSR bit 1).
+//!
 //! Registers (offset from 0x3F8; DLAB is LCR bit 7):
 //! | off | read | write |
 //! |---|---|---|
@@ -25,6 +30,7 @@ const IER_RX: u8 = 0x01;
 const IER_THRE: u8 = 0x02;
 const LCR_DLAB: u8 = 0x80;
 const LSR_DR: u8 = 0x01;
+const LSR_OE: u8 = 0x02;
 const LSR_THRE: u8 = 0x20;
 const LSR_TEMT: u8 = 0x40;
 const IIR_NONE: u8 = 0x01;
@@ -32,6 +38,8 @@ const IIR_THRE: u8 = 0x02;
 const IIR_RX: u8 = 0x04;
 const IIR_FIFO: u8 = 0xc0;
 const MCR_LOOP: u8 = 0x10;
+/// The 16550A's receive FIFO depth.
+const RX_FIFO: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct Serial {
@@ -44,6 +52,10 @@ pub struct Serial {
     dlh: u8,
     /// A THR-empty interrupt is owed (set by enabling it or by writing THR, cleared by reading IIR).
     thre_pending: bool,
+    /// Bytes sent in loopback mode, waiting to be read back from RBR.
+    looped: VecDeque<u8>,
+    /// A looped byte was lost because the receive FIFO was full (LSR bit 1, cleared by reading LSR).
+    overrun: bool,
 }
 
 impl Default for Serial {
@@ -57,6 +69,8 @@ impl Default for Serial {
             dll: 0x0c, // 9600 baud, as a PC BIOS leaves it
             dlh: 0,
             thre_pending: false,
+            looped: VecDeque::new(),
+            overrun: false,
         }
     }
 }
@@ -67,11 +81,11 @@ impl Serial {
         let dlab = self.lcr & LCR_DLAB != 0;
         match offset {
             0 if dlab => self.dll,
-            0 => input.pop_front().unwrap_or(0),
+            0 => self.receive(input).unwrap_or(0),
             1 if dlab => self.dlh,
             1 => self.ier,
             2 => {
-                let iir = self.iir(!input.is_empty());
+                let iir = self.iir(self.data_ready(!input.is_empty()));
                 if iir & 0x0f == IIR_THRE {
                     self.thre_pending = false;
                 }
@@ -80,8 +94,9 @@ impl Serial {
             3 => self.lcr,
             4 => self.mcr,
             5 => {
-                let dr = if input.is_empty() { 0 } else { LSR_DR };
-                dr | LSR_THRE | LSR_TEMT
+                let dr = if self.data_ready(!input.is_empty()) { LSR_DR } else { 0 };
+                let oe = if std::mem::take(&mut self.overrun) { LSR_OE } else { 0 };
+                dr | oe | LSR_THRE | LSR_TEMT
             }
             // Loopback off: CTS, DSR and DCD are set, as if a terminal were attached.
             6 => {
@@ -102,8 +117,12 @@ impl Serial {
         match offset {
             0 if dlab => self.dll = value,
             0 => {
-                if self.mcr & MCR_LOOP == 0 {
+                if !self.loopback() {
                     out(value);
+                } else if self.looped.len() < RX_FIFO {
+                    self.looped.push_back(value);
+                } else {
+                    self.overrun = true;
                 }
                 self.thre_pending = self.ier & IER_THRE != 0;
             }
@@ -123,6 +142,24 @@ impl Serial {
         }
     }
 
+    fn loopback(&self) -> bool {
+        self.mcr & MCR_LOOP != 0
+    }
+
+    /// Whether RBR holds a byte: one sent in loopback, or (loopback off) one from `input`.
+    pub fn data_ready(&self, input_waiting: bool) -> bool {
+        !self.looped.is_empty() || (input_waiting && !self.loopback())
+    }
+
+    /// The byte RBR gives: looped bytes first; outside input only while loopback is off.
+    fn receive(&mut self, input: &mut VecDeque<u8>) -> Option<u8> {
+        match self.looped.pop_front() {
+            Some(b) => Some(b),
+            None if self.loopback() => None,
+            None => input.pop_front(),
+        }
+    }
+
     /// The interrupt identification: received data beats THR empty, as on the chip.
     fn iir(&self, data_ready: bool) -> u8 {
         if data_ready && self.ier & IER_RX != 0 {
@@ -134,9 +171,9 @@ impl Serial {
         }
     }
 
-    /// Whether IRQ4 should be asserted now.
-    pub fn irq_level(&self, data_ready: bool) -> bool {
-        self.iir(data_ready) != IIR_NONE
+    /// Whether IRQ4 should be asserted now, with `input_waiting` bytes of outside input queued.
+    pub fn irq_level(&self, input_waiting: bool) -> bool {
+        self.iir(self.data_ready(input_waiting)) != IIR_NONE
     }
 
     /// Whether the guest has asked to be interrupted when input arrives.
@@ -212,6 +249,42 @@ mod tests {
         assert!(!s.irq_level(false));
         write(&mut s, 0, b'z');
         assert!(s.irq_level(false));
+    }
+
+    #[test]
+    fn loopback_returns_thr_bytes_in_rbr_and_keeps_outside_input_out() {
+        let mut s = Serial::default();
+        let mut q: VecDeque<u8> = b"ext".iter().copied().collect();
+        write(&mut s, 4, MCR_LOOP);
+        assert_eq!(s.read(5, &mut q) & LSR_DR, 0, "outside input is disconnected in loopback");
+        assert!(write(&mut s, 0, b'a').is_empty(), "a looped byte does not go out");
+        write(&mut s, 0, b'b');
+        assert_eq!(s.read(5, &mut q) & LSR_DR, LSR_DR);
+        assert_eq!(s.read(0, &mut q), b'a');
+        assert_eq!(s.read(0, &mut q), b'b');
+        assert_eq!(s.read(5, &mut q) & LSR_DR, 0);
+        assert_eq!(q.len(), 3, "the console's input was not touched");
+        write(&mut s, 4, 0);
+        assert_eq!(s.read(0, &mut q), b'e', "loopback off: outside input again");
+    }
+
+    #[test]
+    fn loopback_raises_the_receive_interrupt_and_overruns_past_the_fifo() {
+        let mut s = Serial::default();
+        let mut q = VecDeque::new();
+        write(&mut s, 4, MCR_LOOP);
+        write(&mut s, 1, IER_RX);
+        assert!(!s.irq_level(false));
+        for b in 0..RX_FIFO as u8 + 1 {
+            write(&mut s, 0, b);
+        }
+        assert!(s.irq_level(false));
+        assert_eq!(s.read(2, &mut q) & 0x0f, IIR_RX);
+        assert_eq!(s.read(5, &mut q) & (LSR_OE | LSR_DR), LSR_OE | LSR_DR);
+        assert_eq!(s.read(5, &mut q) & LSR_OE, 0, "reading LSR clears the overrun");
+        let got: Vec<u8> = (0..RX_FIFO).map(|_| s.read(0, &mut q)).collect();
+        assert_eq!(got, (0..RX_FIFO as u8).collect::<Vec<_>>());
+        assert!(!s.irq_level(false));
     }
 
     #[test]

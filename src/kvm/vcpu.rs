@@ -6,8 +6,8 @@
 //! [`Exit`], decided by the pure [`exit::decide`], and carried out here.
 
 use crate::boot::{CpuStart, MachineKind};
+use crate::devices::bus::{Caller, Effect, PortBus};
 use crate::devices::console::{lock, Console};
-use crate::devices::hypercall::{Hypercall, NO_INPUT};
 use crate::error::{KvmContext, Result};
 use crate::exit::{self, Action, Exit, Fault};
 use crate::kvm::memory::GuestRam;
@@ -63,12 +63,34 @@ pub struct Vcpu {
     pub fd: VcpuFd,
     pub kind: MachineKind,
     pub console: Arc<Console>,
+    /// The devices its port I/O reaches.
+    pub bus: Arc<PortBus>,
     pub stats: Arc<Mutex<VcpuStats>>,
     pub ctl: Arc<VcpuControl>,
     /// KVM copies the general registers into kvm_run on every exit (KVM_CAP_SYNC_REGS).
     sync_regs: bool,
     /// Also copy the segment registers (only to log CS:IP at -vv).
     sync_sregs: bool,
+    /// The size of the kvm_run mapping, which holds the data of port I/O exits.
+    run_size: usize,
+    /// GETCHAR was asked for: don't run the guest on until input is queued or has ended.
+    awaiting_input: bool,
+}
+
+/// What minikvm needs to know about the host's KVM to run a vCPU.
+#[derive(Debug, Clone, Copy)]
+pub struct HostCaps {
+    /// KVM_CAP_SYNC_REGS.
+    pub sync_regs: bool,
+    /// KVM_GET_VCPU_MMAP_SIZE: the size of each vCPU's kvm_run mapping.
+    pub run_size: usize,
+}
+
+impl HostCaps {
+    pub fn of(kvm: &kvm_ioctls::Kvm) -> Result<HostCaps> {
+        let run_size = kvm.get_vcpu_mmap_size().during("reading the vCPU mapping size")?;
+        Ok(HostCaps { sync_regs: kvm.check_extension(Cap::SyncRegs), run_size })
+    }
 }
 
 impl Vcpu {
@@ -78,8 +100,10 @@ impl Vcpu {
         mut fd: VcpuFd,
         kind: MachineKind,
         console: Arc<Console>,
-        sync_regs_cap: bool,
+        bus: Arc<PortBus>,
+        host: HostCaps,
     ) -> Self {
+        let sync_regs_cap = host.sync_regs;
         let sync_sregs = sync_regs_cap && log::log_enabled!(log::Level::Debug);
         if sync_regs_cap {
             fd.set_sync_valid_reg(SyncReg::Register);
@@ -93,16 +117,14 @@ impl Vcpu {
             fd,
             kind,
             console,
+            bus,
             stats: Arc::new(Mutex::new(VcpuStats::default())),
             ctl: Arc::new(VcpuControl::default()),
             sync_regs: sync_regs_cap,
             sync_sregs,
+            run_size: host.run_size,
+            awaiting_input: false,
         }
-    }
-
-    /// Whether this host's KVM supports sync_regs.
-    pub fn host_has_sync_regs(kvm: &kvm_ioctls::Kvm) -> bool {
-        kvm.check_extension(Cap::SyncRegs)
     }
 
     /// Puts the vCPU in its first state.
@@ -138,6 +160,10 @@ impl Vcpu {
             if self.ctl.stop.load(Ordering::Acquire) {
                 return VcpuEnd::Stopped;
             }
+            if self.awaiting_input {
+                self.await_input();
+                continue;
+            }
             let exit = match self.enter() {
                 Ok(e) => e,
                 Err(msg) => return VcpuEnd::HostError(msg),
@@ -154,31 +180,32 @@ impl Vcpu {
         }
     }
 
-    /// Does what [`exit::decide`] says about one exit (devices, hypercalls, ends).
+    /// Waits, if GETCHAR asked for input that is not there yet, until it is (or stdin ends, or the
+    /// run ends); a stop or pause request ends the wait early, and the wait resumes after a pause.
+    fn await_input(&mut self) {
+        let ctl = &self.ctl;
+        let interrupted = || ctl.stop.load(Ordering::Acquire) || ctl.pause.load(Ordering::Acquire);
+        if self.console.wait_for_input(&interrupted) {
+            self.awaiting_input = false;
+        }
+    }
+
+    /// Does what [`exit::decide`] says about one exit (devices, ends).
     #[inline]
     fn carry_out(&mut self, exit: &Exit) -> Outcome {
         match exit::decide(exit, self.kind) {
-            Action::Resume | Action::Kicked | Action::SerialRead { .. } | Action::HypercallIn => {}
+            Action::Resume | Action::Kicked => {}
             Action::Unclaimed => log::debug!("vCPU {}: unclaimed {:?}", self.id, exit),
-            Action::SerialWrite { offset, value } => {
-                // A register write sends at most one byte (THR), put out after the UART lock is let go.
-                let mut sent = None;
-                self.console.with_input(|st| st.serial.write(offset, value, &mut |b| sent = Some(b)));
-                if let Some(b) = sent {
-                    self.console.put(self.id, b);
+            Action::PortIo => match self.port_io(exit) {
+                Effect::Continue => {}
+                Effect::AwaitInput => self.awaiting_input = true,
+                Effect::End(why) => return Outcome::End(VcpuEnd::Done(why)),
+                Effect::Fault(fault) => {
+                    let report = self.fault_report(&fault);
+                    return Outcome::End(VcpuEnd::Fault { fault, report });
                 }
-            }
-            Action::Hypercall(h) => {
-                // (counted with the exit, in `enter`, under the same lock)
-                match h {
-                    Hypercall::Exit => return Outcome::End(VcpuEnd::Done("EXIT hypercall")),
-                    Hypercall::Putchar => match self.rbx() {
-                        Ok(rbx) => self.console.put(self.id, rbx as u8),
-                        Err(msg) => return Outcome::End(VcpuEnd::HostError(msg)),
-                    },
-                    Hypercall::Getchar | Hypercall::Unknown(_) => {}
-                }
-            }
+                Effect::HostError(msg) => return Outcome::End(VcpuEnd::HostError(msg)),
+            },
             Action::Done => return Outcome::End(VcpuEnd::Done("hlt")),
             Action::Fault(fault) => {
                 let report = self.fault_report(&fault);
@@ -193,25 +220,23 @@ impl Vcpu {
         Outcome::Continue
     }
 
-    /// One KVM_RUN. Port reads are answered here, while KVM's data buffer is borrowed.
+    /// One KVM_RUN, and what it exited for, copied out of `kvm_run`.
     fn enter(&mut self) -> std::result::Result<Exit, String> {
-        let Vcpu { fd, console, stats, kind, id, sync_sregs, .. } = self;
+        let Vcpu { fd, stats, id, sync_sregs, run_size, .. } = self;
         let t0 = Instant::now();
         let res = fd.run();
         let in_guest = t0.elapsed();
         let exit = match res {
-            Ok(VcpuExit::IoIn(port, data)) => {
-                let exit = Exit::IoIn { port, size: data.len() as u8 };
-                let value = answer_in(&exit, *kind, console);
-                data.copy_from_slice(&value.to_le_bytes()[..data.len().min(4)]);
-                exit
-            }
-            Ok(VcpuExit::IoOut(port, data)) => {
-                let mut v = [0u8; 4];
-                let n = data.len().min(4);
-                v[..n].copy_from_slice(&data[..n]);
-                Exit::IoOut { port, size: data.len() as u8, value: u32::from_le_bytes(v) }
-            }
+            // Port I/O is read from kvm_run's own header (kvm-ioctls drops the item size), and is
+            // carried out by `port_io` while its data stays in kvm_run until the next KVM_RUN.
+            Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::IoOut(..)) => match pio_header(fd, *run_size) {
+                Some(io) if io.out => {
+                    let first = pio_data(fd, *run_size).map(|d| item_value(&d[..io.size as usize])).unwrap_or(0);
+                    Exit::IoOut { port: io.port, size: io.size, count: io.count, value: first }
+                }
+                Some(io) => Exit::IoIn { port: io.port, size: io.size, count: io.count },
+                None => Exit::Other { reason: "port I/O with a data buffer outside kvm_run".into() },
+            },
             Ok(VcpuExit::MmioRead(addr, data)) => {
                 data.fill(0xff);
                 Exit::MmioRead { addr, len: data.len() as u8 }
@@ -245,6 +270,7 @@ impl Vcpu {
         st.guest += in_guest;
         st.count_exit(&exit);
         if let Exit::IoOut { port: crate::devices::hypercall::PORT, value, .. } = exit {
+            // (each `out` asks for one service; a `rep outs` string is counted by its first)
             st.count_hypercall(value as u8);
         }
         drop(st);
@@ -261,13 +287,40 @@ impl Vcpu {
         Ok(exit)
     }
 
-    /// BL for PUTCHAR, from sync_regs when the host offers it (read in place, not copied out).
-    fn rbx(&mut self) -> std::result::Result<u64, String> {
-        if self.sync_regs {
-            Ok(self.fd.sync_regs_mut().regs.rbx)
+    /// Carries out the port access of the last exit on the bus, every item of it, and hands an
+    /// `in`'s bytes back to KVM.
+    fn port_io(&mut self, exit: &Exit) -> Effect {
+        let (port, size, count, out) = match *exit {
+            Exit::IoIn { port, size, count } => (port, size, count, false),
+            Exit::IoOut { port, size, count, .. } => (port, size, count, true),
+            _ => return Effect::Continue,
+        };
+        // The data is copied out of kvm_run, so the devices can ask for registers meanwhile. Single
+        // accesses fit on the stack; only `rep ins`/`rep outs` strings (at most a page) allocate.
+        let len = size as usize * count as usize;
+        let mut small = [0u8; 8];
+        let mut string = Vec::new();
+        let buf: &mut [u8] = if len <= small.len() {
+            &mut small[..len]
         } else {
-            self.fd.get_regs().map(|r| r.rbx).map_err(|e| format!("KVM_GET_REGS failed: {e}"))
+            string.resize(len, 0);
+            &mut string
+        };
+        if out {
+            if let Some(data) = pio_data(&mut self.fd, self.run_size) {
+                buf.copy_from_slice(data);
+            }
         }
+        let bus = self.bus.clone();
+        let mut caller = VcpuCaller { id: self.id, fd: &mut self.fd, sync_regs: self.sync_regs };
+        if out {
+            return bus.write(port, size, buf, &mut caller);
+        }
+        bus.read(port, size, buf, &mut caller);
+        if let Some(data) = pio_data(&mut self.fd, self.run_size) {
+            data.copy_from_slice(buf);
+        }
+        Effect::Continue
     }
 
     /// General and special registers, for reports and the debugger.
@@ -506,6 +559,10 @@ impl Vcpu {
                 if self.ctl.pause.swap(false, Ordering::AcqRel) {
                     break DebugEvent::Paused;
                 }
+                if self.awaiting_input {
+                    self.await_input(); // a pause request ends the wait; it goes on after the resume
+                    continue;
+                }
                 let exit = match self.enter() {
                     Ok(e) => e,
                     Err(msg) => return VcpuEnd::HostError(msg),
@@ -675,24 +732,79 @@ impl Vcpu {
     }
 }
 
-/// The value an `in` gets: GETCHAR's next byte, a UART register, or all ones.
-fn answer_in(exit: &Exit, kind: MachineKind, console: &Console) -> u32 {
-    match exit::decide(exit, kind) {
-        Action::HypercallIn => console.getchar().unwrap_or(NO_INPUT) as u32,
-        Action::SerialRead { offset } => {
-            let (value, was_empty) = console.with_input(|st| {
-                let was_empty = st.queue.is_empty();
-                let mut queue = std::mem::take(&mut st.queue);
-                let v = st.serial.read(offset, &mut queue);
-                st.queue = queue;
-                (v, was_empty)
-            });
-            // Polling an empty receiver (LSR without data ready, or an empty RBR) is waiting.
-            if was_empty && (offset == 5 || offset == 0) {
-                console.note_empty_poll();
-            }
-            value as u32
-        }
-        _ => 0xffff_ffff,
+/// The vCPU as the devices on its bus see it.
+struct VcpuCaller<'a> {
+    id: usize,
+    fd: &'a mut VcpuFd,
+    sync_regs: bool,
+}
+
+impl Caller for VcpuCaller<'_> {
+    fn vcpu(&self) -> usize {
+        self.id
     }
+
+    /// From sync_regs when the host offers it (read in place, no ioctl), else KVM_GET_REGS.
+    fn rbx(&mut self) -> std::result::Result<u64, String> {
+        if self.sync_regs {
+            Ok(self.fd.sync_regs_mut().regs.rbx)
+        } else {
+            self.fd.get_regs().map(|r| r.rbx).map_err(|e| format!("KVM_GET_REGS failed: {e}"))
+        }
+    }
+}
+
+// ----- port I/O exits, read from kvm_run ---------------------------------------------------------
+
+/// A port I/O exit as KVM describes it in `kvm_run.io`.
+#[derive(Debug, Clone, Copy)]
+struct PioHeader {
+    port: u16,
+    /// Bytes per item: 1, 2 or 4.
+    size: u8,
+    /// Items: more than 1 for `rep ins`/`rep outs`.
+    count: u32,
+    out: bool,
+}
+
+/// The header of the port I/O exit KVM_RUN just returned; None if its data would lie outside the
+/// `run_size` bytes of the kvm_run mapping (a broken KVM; never trusted blindly).
+fn pio_header(fd: &mut VcpuFd, run_size: usize) -> Option<PioHeader> {
+    let run = fd.get_kvm_run();
+    if run.exit_reason != kvm_bindings::KVM_EXIT_IO {
+        return None;
+    }
+    // SAFETY: exit_reason is KVM_EXIT_IO, so `io` is the union member KVM filled in; it is plain
+    // integers, valid for any bit pattern.
+    let io = unsafe { run.__bindgen_anon_1.io };
+    let len = io.size as usize * io.count as usize;
+    let end = (io.data_offset as usize).checked_add(len)?;
+    if !matches!(io.size, 1 | 2 | 4) || end > run_size {
+        return None;
+    }
+    let out = io.direction == kvm_bindings::KVM_EXIT_IO_OUT as u8;
+    Some(PioHeader { port: io.port, size: io.size, count: io.count, out })
+}
+
+/// The data buffer of the last port I/O exit: count × size bytes inside kvm_run, KVM's to read
+/// (an `out`'s items) or ours to fill (an `in`'s) until the next KVM_RUN.
+fn pio_data(fd: &mut VcpuFd, run_size: usize) -> Option<&mut [u8]> {
+    let io = pio_header(fd, run_size)?;
+    let len = io.size as usize * io.count as usize;
+    let run = fd.get_kvm_run();
+    // SAFETY: as in `pio_header`: `io` is the member KVM filled in.
+    let offset = unsafe { run.__bindgen_anon_1.io.data_offset } as usize;
+    let base = run as *mut kvm_bindings::kvm_run as *mut u8;
+    // SAFETY: `pio_header` checked that offset + len lies inside the kvm_run mapping (its size is
+    // KVM_GET_VCPU_MMAP_SIZE), which lives as long as `fd`; the slice borrows `fd` mutably, so
+    // nothing else reads or writes the mapping while it exists (KVM only does, inside KVM_RUN).
+    Some(unsafe { std::slice::from_raw_parts_mut(base.add(offset), len) })
+}
+
+/// The first item of an `out`, as a number (for logs and statistics).
+fn item_value(data: &[u8]) -> u32 {
+    let mut v = [0u8; 4];
+    let n = data.len().min(4);
+    v[..n].copy_from_slice(&data[..n]);
+    u32::from_le_bytes(v)
 }

@@ -1,0 +1,131 @@
+//! The machine's port map: which device answers which I/O ports. Every guest gets the same two:
+//!
+//! | ports | device |
+//! |---|---|
+//! | 0x3F8–0x3FF | COM1, the 16550A UART ([`super::serial`]) wired to the console |
+//! | 0x500 | the hypercall port ([`super::hypercall`]) |
+//!
+//! Each device here is a thin adapter from the bus's byte accesses to the console, which owns the
+//! UART's registers and the input queue under one lock.
+
+use super::bus::{Caller, Effect, PortBus, PortDevice};
+use super::console::Console;
+use super::hypercall::{self, Hypercall, NO_INPUT};
+use super::serial::COM1;
+use crate::exit::Fault;
+use std::sync::Arc;
+
+/// The bus with every device a guest can reach.
+pub fn pc_ports(console: &Arc<Console>) -> PortBus {
+    let mut bus = PortBus::default();
+    let placed = bus
+        .register(COM1, 8, Arc::new(Com1(console.clone())))
+        .and_then(|()| bus.register(hypercall::PORT, 1, Arc::new(HypercallPort(console.clone()))));
+    debug_assert!(placed.is_ok(), "the PC's port map has an overlap");
+    bus
+}
+
+/// COM1: register accesses go to the console's UART model.
+struct Com1(Arc<Console>);
+
+impl PortDevice for Com1 {
+    fn read(&self, offset: u16, _: &mut dyn Caller) -> u8 {
+        self.0.serial_read(offset)
+    }
+
+    fn write(&self, offset: u16, value: u8, caller: &mut dyn Caller) -> Effect {
+        self.0.serial_write(caller.vcpu(), offset, value);
+        Effect::Continue
+    }
+}
+
+/// The hypercall port: `out` asks for a service (AL), `in` is GETCHAR's answer.
+struct HypercallPort(Arc<Console>);
+
+impl PortDevice for HypercallPort {
+    fn read(&self, _: u16, _: &mut dyn Caller) -> u8 {
+        self.0.getchar().unwrap_or(NO_INPUT)
+    }
+
+    fn write(&self, _: u16, al: u8, caller: &mut dyn Caller) -> Effect {
+        match Hypercall::decode(al) {
+            Hypercall::Exit => Effect::End("EXIT hypercall"),
+            Hypercall::Putchar => match caller.rbx() {
+                Ok(rbx) => {
+                    self.0.put(caller.vcpu(), rbx as u8);
+                    Effect::Continue
+                }
+                Err(msg) => Effect::HostError(msg),
+            },
+            // The `in` that follows answers; on a pipe, the vCPU first waits for a byte or the end.
+            Hypercall::Getchar => Effect::AwaitInput,
+            Hypercall::Unknown(n) => Effect::Fault(Fault::UnknownHypercall(n)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::console::lock;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Cpu(u64);
+    impl Caller for Cpu {
+        fn vcpu(&self) -> usize {
+            0
+        }
+        fn rbx(&mut self) -> Result<u64, String> {
+            Ok(self.0)
+        }
+    }
+
+    fn machine(input: &[u8]) -> (PortBus, Shared) {
+        let out = Shared::default();
+        let console = Console::new(Box::new(out.clone()), false, false);
+        console.push_input(input);
+        (pc_ports(&console), out)
+    }
+
+    #[test]
+    fn hypercalls_decode_from_al() {
+        let (bus, out) = machine(b"");
+        let cpu = &mut Cpu(b'Z' as u64);
+        assert_eq!(bus.write(0x500, 1, &[1], cpu), Effect::Continue);
+        assert_eq!(*lock(&out.0), b"Z");
+        assert_eq!(bus.write(0x500, 1, &[2], cpu), Effect::AwaitInput);
+        assert_eq!(bus.write(0x500, 1, &[0], cpu), Effect::End("EXIT hypercall"));
+        assert_eq!(bus.write(0x500, 1, &[0x7f], cpu), Effect::Fault(Fault::UnknownHypercall(0x7f)));
+    }
+
+    #[test]
+    fn getchar_string_reads_give_input_bytes_in_order_then_no_input() {
+        let (bus, _) = machine(b"AB");
+        let mut data = [0u8; 3];
+        bus.read(0x500, 1, &mut data, &mut Cpu(0));
+        assert_eq!(data, [b'A', b'B', NO_INPUT]);
+    }
+
+    #[test]
+    fn uart_string_io_reads_rbr_and_sends_every_byte() {
+        let (bus, out) = machine(b"xyz");
+        let mut data = [0u8; 3];
+        bus.read(0x3f8, 1, &mut data, &mut Cpu(0));
+        assert_eq!(&data, b"xyz");
+        assert_eq!(bus.write(0x3f8, 1, b"hello", &mut Cpu(0)), Effect::Continue);
+        assert_eq!(*lock(&out.0), b"hello");
+    }
+}
