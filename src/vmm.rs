@@ -150,13 +150,77 @@ enum Event {
     Starving,
 }
 
-/// Why the controller stopped the run, if it did.
+/// Why the controller stopped the run, if it did. (A guest's fault ends only its own vCPU.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StopReason {
     Timeout,
     InputEnded,
     User,
-    Fault,
+    /// A vCPU thread died: nothing about the run can be trusted any more.
+    Internal,
+}
+
+/// Starts a vCPU's thread. Whatever happens on it, its last act is to post how it ended: a panic
+/// is caught and posted as [`VcpuEnd::Internal`], so the controller never waits for a dead thread.
+fn spawn_vcpu(
+    mut vcpu: Vcpu,
+    link: Option<DebugLink>,
+    mail: Arc<Mailbox<Event>>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let id = vcpu.id;
+    std::thread::Builder::new()
+        .name(format!("vcpu{id}"))
+        .spawn(move || {
+            let run = std::panic::AssertUnwindSafe(move || {
+                injected_panic(id);
+                match link {
+                    Some(link) => vcpu.run_debug(link),
+                    None => vcpu.run(),
+                }
+            });
+            let end = std::panic::catch_unwind(run).unwrap_or_else(|_| VcpuEnd::Internal(last_panic()));
+            mail.post(Event::Ended(id, end));
+        })
+        .map_err(|e| Error::Host(format!("cannot start a vCPU thread: {e}")))
+}
+
+/// Fault injection for tests: `MINIKVM_FAULT_INJECT=vcpu-panic:N` makes vCPU N's thread panic as
+/// it starts, standing in for any bug that kills a vCPU thread (README, "Exit status").
+fn injected_panic(id: usize) {
+    if std::env::var("MINIKVM_FAULT_INJECT").is_ok_and(|v| v == format!("vcpu-panic:{id}")) {
+        panic!("fault injected by MINIKVM_FAULT_INJECT");
+    }
+}
+
+thread_local! {
+    /// What the panic hook saw on this thread: the message and where.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// On vCPU threads, the panic hook only notes the panic (the thread posts it as its end and the
+/// controller prints one line); other threads keep the hook they had.
+fn quiet_vcpu_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !std::thread::current().name().is_some_and(|n| n.starts_with("vcpu")) {
+                return previous(info);
+            }
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{place}")));
+        }));
+    });
+}
+
+fn last_panic() -> String {
+    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| "a panic".into())
 }
 
 /// Builds the VM and its vCPUs (nothing runs yet).
@@ -230,6 +294,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         print_legend(&cfg.names, cfg.color);
     }
     kvm::install_kick_handler()?;
+    quiet_vcpu_panics();
     // Before any thread starts, so that every thread inherits the blocked mask.
     let signals = StopSignals::block()?;
     let mail: Arc<Mailbox<Event>> = Arc::new(Mailbox::new()?);
@@ -244,24 +309,14 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     let mut controls: Vec<Arc<VcpuControl>> = Vec::new();
     let mut stats_refs = Vec::new();
     let mut threads = Vec::new();
-    for mut vcpu in machine.vcpus {
+    for vcpu in machine.vcpus {
         controls.push(vcpu.ctl.clone());
         stats_refs.push((vcpu.id, vcpu.name.clone(), vcpu.stats.clone()));
         let mail = mail.clone();
         let id = vcpu.id;
         // Under gdb the vCPU starts paused and serves the stub (see crate::gdb).
         let link = debug.as_mut().map(|d| d.link(&vcpu));
-        let handle = std::thread::Builder::new()
-            .name(format!("vcpu{id}"))
-            .spawn(move || {
-                let end = match link {
-                    Some(link) => vcpu.run_debug(link),
-                    None => vcpu.run(),
-                };
-                mail.post(Event::Ended(id, end));
-            })
-            .map_err(|e| Error::Host(format!("cannot start a vCPU thread: {e}")))?;
-        let handle = Arc::new(handle);
+        let handle = Arc::new(spawn_vcpu(vcpu, link, mail)?);
         if let Some(d) = debug.as_mut() {
             d.thread_started(id, handle.clone());
         }
@@ -295,7 +350,8 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
             }
         }
     };
-    while ends.iter().any(Option::is_none) || gdb_attached {
+    // After an internal error the gdb session is not waited for: the stub may wait on the dead vCPU.
+    while ends.iter().any(Option::is_none) || (gdb_attached && stop != Some(StopReason::Internal)) {
         // Sleep until something happens; wake for the deadline, to re-kick vCPUs that have not
         // stopped yet, or when a guest waiting on ended input has been quiet for --eof-grace.
         let mut timeout: Option<Duration> = None;
@@ -332,10 +388,12 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
             match event {
                 Event::Ended(i, end) => {
                     log::info!("vCPU {i} ({}) ended: {end:?}", cfg.names[i]);
-                    let bad = matches!(end, VcpuEnd::Fault { .. } | VcpuEnd::HostError(_));
+                    // Guests are independent programs: a fault ends only its own vCPU.
+                    report_end(&cfg, i, &end, uses_paging);
+                    let internal = matches!(end, VcpuEnd::Internal(_));
                     ends[i] = Some(end);
-                    if bad && stop.is_none() {
-                        stop = Some(StopReason::Fault);
+                    if internal {
+                        stop = Some(StopReason::Internal);
                         stop_all(&ends);
                     }
                 }
@@ -381,51 +439,62 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         let all: Vec<_> = stats_refs.iter().map(|(id, name, s)| (*id, name.clone(), lock(s).clone())).collect();
         crate::stderr!("{}", stats::table(&all));
     }
-    Ok(outcome(&cfg, &ends, stop, started.elapsed(), uses_paging))
+    Ok(outcome(&cfg, &ends, stop, started.elapsed()))
 }
 
-/// Reports how the run ended (stderr) and picks the exit status.
+/// Says on stderr how one vCPU ended, when that is news: a fault's report, a host error, a bug.
+fn report_end(cfg: &Config, i: usize, end: &VcpuEnd, paging: bool) {
+    match end {
+        VcpuEnd::Fault { fault, report } => {
+            crate::stderrln!("minikvm: {report}");
+            if paging && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
+                crate::stderrln!(
+                    "minikvm: this host's KVM cannot run 32-bit paging (see `minikvm doctor`), so a kernel \
+                     that turns paging on triple-faults here. See the README section \"Hosts whose KVM cannot page\"."
+                );
+            }
+        }
+        VcpuEnd::HostError(msg) => crate::stderrln!("minikvm: {msg}"),
+        VcpuEnd::Internal(why) => crate::stderrln!(
+            "minikvm: internal error: the thread of vCPU {i} (`{}`) died ({why}); this is a bug in minikvm, \
+             please report it with the command line that led to it",
+            cfg.names[i]
+        ),
+        VcpuEnd::Done(_) | VcpuEnd::Stopped => {}
+    }
+}
+
+/// How bad an exit status is, for the run's status with several vCPUs: the worst outcome wins,
+/// in the order 7 > 4 > 1 > 6 > 3 > 5 > 0 (a minikvm bug, then the host, then a guest's fault,
+/// then the reasons the run was stopped).
+fn severity(status: ExitStatus) -> u8 {
+    match status {
+        ExitStatus::Ok => 0,
+        ExitStatus::InputEnded => 1,
+        ExitStatus::Timeout => 2,
+        ExitStatus::Stopped => 3,
+        ExitStatus::GuestFault => 4,
+        ExitStatus::Usage => 5,
+        ExitStatus::Host => 6,
+        ExitStatus::Internal => 7,
+    }
+}
+
+/// The exit status of a run: the worst of each vCPU's end and of the reason the run was stopped;
+/// says on stderr why a stop happened.
 fn outcome(
     cfg: &Config,
     ends: &[Option<VcpuEnd>],
     stop: Option<StopReason>,
     elapsed: Duration,
-    paging: bool,
 ) -> ExitStatus {
-    let mut status = ExitStatus::Ok;
-    for (i, end) in ends.iter().enumerate() {
-        match end {
-            Some(VcpuEnd::Fault { fault, report }) => {
-                crate::stderrln!("minikvm: {report}");
-                if paging && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
-                    crate::stderrln!(
-                        "minikvm: this host's KVM cannot run 32-bit paging (see `minikvm doctor`), so a kernel \
-                         that turns paging on triple-faults here. See the README section \"Hosts whose KVM cannot page\"."
-                    );
-                }
-                status = ExitStatus::GuestFault;
-            }
-            Some(VcpuEnd::HostError(msg)) => {
-                crate::stderrln!("minikvm: {msg}");
-                if status == ExitStatus::Ok {
-                    status = ExitStatus::Host;
-                }
-            }
-            Some(VcpuEnd::Stopped) | None => {}
-            Some(VcpuEnd::Done(_)) => {}
-        }
-        let _ = i;
-    }
-    if status != ExitStatus::Ok {
-        return status;
-    }
     let running: Vec<String> = ends
         .iter()
         .enumerate()
         .filter(|(_, e)| matches!(e, Some(VcpuEnd::Stopped) | None))
         .map(|(i, _)| format!("`{}` (vCPU {i})", cfg.names[i]))
         .collect();
-    match stop {
+    let stopped = match stop {
         Some(StopReason::Timeout) => {
             crate::stderrln!(
                 "minikvm: timeout after {:.1} s: {} still running, stopped",
@@ -443,8 +512,16 @@ fn outcome(
             ExitStatus::InputEnded
         }
         Some(StopReason::User) => ExitStatus::Stopped,
-        Some(StopReason::Fault) | None => ExitStatus::Ok,
-    }
+        Some(StopReason::Internal) => ExitStatus::Internal,
+        None => ExitStatus::Ok,
+    };
+    let ended = ends.iter().flatten().map(|end| match end {
+        VcpuEnd::Fault { .. } => ExitStatus::GuestFault,
+        VcpuEnd::HostError(_) => ExitStatus::Host,
+        VcpuEnd::Internal(_) => ExitStatus::Internal,
+        VcpuEnd::Done(_) | VcpuEnd::Stopped => ExitStatus::Ok,
+    });
+    ended.chain([stopped]).max_by_key(|s| severity(*s)).unwrap_or(ExitStatus::Ok)
 }
 
 fn print_legend(names: &[String], color: bool) {

@@ -281,12 +281,88 @@ fn colour_attributes_every_byte_to_its_vcpu() {
     }
 }
 
+/// Guests on different vCPUs are independent programs: one that faults ends only its own vCPU,
+/// the others run to their end, its report is printed, and the run's status is the worst outcome.
 #[test]
-fn one_faulting_guest_stops_the_others() {
-    let out = run(&["--timeout", "60", "spin", "triple-fault"], b"");
+fn a_faulting_guest_leaves_the_others_running() {
+    let table = multiplication_output();
+    assert_eq!(table.len(), 778);
+    for _ in 0..3 {
+        let out = run(&["multiplication", "bad-hypercall"], b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(GUEST_FAULT), "stderr: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), table, "the table was cut short; stderr: {stderr}");
+        assert!(stderr.contains("unknown hypercall 0x7f") && stderr.contains("CS:IP"), "no report: {stderr}");
+    }
+}
+
+/// `--timeout` still stops every guest; a fault is worse than a timeout (7 > 4 > 1 > 6 > 3 > 5 > 0).
+#[test]
+fn a_fault_outranks_the_timeout_that_stops_the_others() {
+    let out = run(&["--timeout", "1", "spin", "triple-fault"], b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(GUEST_FAULT), "stderr: {stderr}");
     assert!(stderr.contains("triple fault"), "stderr: {stderr}");
+    assert!(stderr.contains("timeout after") && stderr.contains("`spin` (vCPU 0)"), "stderr: {stderr}");
+    assert_eq!(out.stdout, b"spinning\n");
+}
+
+/// A vCPU thread that dies (here by the documented fault injection) ends the run: the others stop,
+/// one line says it is minikvm's bug, status 7. Never a hang.
+#[test]
+fn a_dead_vcpu_thread_ends_the_run_with_an_internal_error() {
+    const INTERNAL: i32 = 7;
+    for (victim, guests) in [("0", ["spin", "spin"]), ("1", ["spin", "hctest"])] {
+        let started = Instant::now();
+        let out = common::minikvm()
+            .timeout(Duration::from_secs(30))
+            .env("MINIKVM_FAULT_INJECT", format!("vcpu-panic:{victim}"))
+            .args(guests)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(INTERNAL), "stderr: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("minikvm: [vCPU")).collect();
+        assert_eq!(lines.len(), 1, "one line, not a panic's backtrace: {stderr}");
+        assert!(lines[0].starts_with("minikvm: internal error") && lines[0].contains("report"), "{stderr}");
+        assert!(lines[0].contains(&format!("vCPU {victim}")), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    }
+}
+
+/// While stdin is an open pipe, GETCHAR waits for the next byte; that wait ends when the run is
+/// stopped (`--timeout`, a signal).
+#[test]
+fn a_getchar_waiting_on_an_open_pipe_is_stopped_by_timeout_and_signals() {
+    for how in ["timeout", "signal"] {
+        let mut cmd = common::minikvm_std();
+        if how == "timeout" {
+            cmd.args(["--timeout", "1"]);
+        }
+        let mut child = cmd
+            .arg("hctest")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take(); // kept open, never written
+        std::thread::sleep(Duration::from_millis(500));
+        if how == "signal" {
+            let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ended = child.try_wait().unwrap();
+        let _ = child.kill();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let expected = if how == "timeout" { TIMEOUT } else { 6 };
+        assert_eq!(ended.and_then(|s| s.code()), Some(expected), "{how}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), HCTEST_BANNER);
+    }
 }
 
 /// The report of a triple fault tells where it happened, or says plainly that the KVM lost that:

@@ -132,3 +132,21 @@ fn every_stop_signal_restores_the_terminal() {
         assert!(same(&before, &tcgetattr(&p.slave).unwrap()), "terminal not restored after SIG{signal}");
     }
 }
+
+#[test]
+fn a_dead_vcpu_thread_restores_the_terminal() {
+    let p = pty();
+    let before = tcgetattr(&p.slave).unwrap();
+    let fd = |p: &Pty| Stdio::from(p.slave.try_clone().expect("clone slave"));
+    let mut child = common::minikvm_std()
+        .env("MINIKVM_FAULT_INJECT", "vcpu-panic:1")
+        .args(["spin", "spin"])
+        .stdin(fd(&p))
+        .stdout(fd(&p))
+        .stderr(fd(&p))
+        .spawn()
+        .expect("spawn minikvm");
+    assert_eq!(wait(&mut child), 7);
+    assert!(same(&before, &tcgetattr(&p.slave).unwrap()), "terminal not restored after an internal error");
+    wait_for_output(&p, "internal error");
+}

@@ -55,6 +55,8 @@ pub enum VcpuEnd {
     Stopped,
     /// A KVM ioctl failed.
     HostError(String),
+    /// minikvm itself failed: the vCPU's thread died (a panic, with its message and place).
+    Internal(String),
 }
 
 pub struct Vcpu {
