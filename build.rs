@@ -6,6 +6,8 @@
 //!   A second line `# minikvm-mode: long` marks a 64-bit guest (`--long-mode`): `as --64`, linked
 //!   with `guest/guest64.ld`.
 //! * `guest/seed/*.S` — flat 32-bit kernels for `--paging` (seed compatibility mode).
+//! * `guest/test-kernels/*.S` — small Multiboot kernels for the tests only (not built-in guests),
+//!   linked at 1 MiB into `$OUT_DIR/test-kernels/NAME.elf`, which the tests embed.
 //! * `os-1k/` — the 1K OS, in two flavours from the same shared C code: every `.c` and `.S` below
 //!   `os-1k/` except `os-1k/arch/`, plus those of one `os-1k/arch/<arch>/`, compiled with
 //!   `gcc -ffreestanding` and linked with that directory's `kernel.ld`. i386 (`-m32`): one
@@ -54,6 +56,7 @@ fn main() {
         .ok();
     }
     seed_kernels(&root, &dest);
+    test_kernels(&root, &out_dir);
     if let Some(elf) = os_1k(&root, &dest, &OS_1K_I386, "kernel.elf") {
         writeln!(
             table,
@@ -142,6 +145,23 @@ fn seed_kernels(root: &Path, dest: &Path) {
         run(Command::new("ld")
             .args(["-m", "elf_i386", "-Ttext", "0x80001000", "--oformat", "binary", "-o"])
             .arg(out.join(format!("{name}.bin")))
+            .arg(&obj));
+    }
+}
+
+/// `guest/test-kernels/*.S`: Multiboot kernels that the tests run (`lib.inc` holds their shared parts).
+fn test_kernels(root: &Path, out_dir: &Path) {
+    let dir = root.join("guest/test-kernels");
+    let Ok(rd) = fs::read_dir(&dir) else { return };
+    let out = out_dir.join("test-kernels");
+    fs::create_dir_all(&out).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
+    for src in rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "S")) {
+        let name = src.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let obj = out.join(format!("{name}.o"));
+        run(Command::new("as").args(["--32", "-I"]).arg(&dir).arg("-o").arg(&obj).arg(&src));
+        run(Command::new("ld")
+            .args(["-m", "elf_i386", "-Ttext", "0x100000", "-e", "_start", "-o"])
+            .arg(out.join(format!("{name}.elf")))
             .arg(&obj));
     }
 }

@@ -4,7 +4,7 @@
 //! Waiting in poll rather than on a channel lets the controller read stdin and signals itself, so a
 //! run needs no reader or signal thread: one thread per vCPU, plus this one.
 
-use crate::devices::console::lock;
+use crate::devices::console::{lock, InputWait};
 use crate::error::{Error, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -12,7 +12,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Events that other threads post for the controller.
 pub struct Mailbox<E> {
@@ -149,6 +149,93 @@ pub fn wait<E>(
     Ok(wakeup)
 }
 
+// ----- end of input ------------------------------------------------------------------------
+
+/// Decides when a guest has waited for input that will never come (stdin ended) for its whole
+/// `--eof-grace`, printing nothing: then the controller stops the run (exit status 5).
+///
+/// Polling for input (see [`InputWait::Polling`]) is a wait in itself. A receive interrupt left on
+/// is one only while the guest halts: a kernel waiting for a key sleeps in `hlt`, one that is busy
+/// computing does not. A halted vCPU sleeps inside KVM_RUN, so its thread stops being runnable;
+/// the watch compares how long the vCPU threads were runnable over the grace with the grace itself.
+#[derive(Debug)]
+pub struct EofWatch {
+    grace: Duration,
+    /// Since when the receive interrupt has been on with nothing printed, and how long the vCPU
+    /// threads had been runnable by then.
+    window: Option<(Instant, Duration)>,
+}
+
+/// Runnable for less than this share of a window counts as halted (a halted kernel still wakes
+/// for its timer ticks).
+const IDLE_SHARE: f64 = 0.1;
+
+impl EofWatch {
+    pub fn new(grace: Duration) -> Self {
+        EofWatch { grace, window: None }
+    }
+
+    /// When to look again (None: no wait going on). `quiet` is how long the guest has printed
+    /// nothing; `runnable` sums how long its vCPU threads have been runnable so far.
+    pub fn next_look(
+        &mut self,
+        wait: InputWait,
+        quiet: Duration,
+        now: Instant,
+        runnable: Duration,
+    ) -> Option<Duration> {
+        let by_quiet = self.grace.saturating_sub(quiet);
+        match wait {
+            InputWait::No => {
+                self.window = None;
+                None
+            }
+            InputWait::Polling => Some(by_quiet),
+            InputWait::ReceiveInterrupt => {
+                let (since, _) = *self.window.get_or_insert((now, runnable));
+                Some(by_quiet.max((since + self.grace).saturating_duration_since(now)))
+            }
+        }
+    }
+
+    /// Whether the guest has now waited for the whole grace. A window in which the vCPUs were
+    /// busy starts a new one.
+    pub fn expired(&mut self, wait: InputWait, quiet: Duration, now: Instant, runnable: Duration) -> bool {
+        if quiet < self.grace {
+            return false;
+        }
+        match wait {
+            InputWait::No => false,
+            InputWait::Polling => true,
+            InputWait::ReceiveInterrupt => {
+                let Some((since, ran)) = self.window else {
+                    self.window = Some((now, runnable));
+                    return false;
+                };
+                let span = now.saturating_duration_since(since);
+                if span < self.grace {
+                    return false;
+                }
+                let idle = runnable.saturating_sub(ran).as_secs_f64() < IDLE_SHARE * span.as_secs_f64();
+                if !idle {
+                    self.window = Some((now, runnable));
+                }
+                idle
+            }
+        }
+    }
+}
+
+/// How long a thread of this process has been runnable (on a CPU, or waiting for one), from
+/// /proc/self/task/TID/schedstat (its first two fields, in nanoseconds). None if /proc says nothing.
+pub fn runnable_time(tid: i32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let on_cpu = fields.next()??;
+    let waiting = fields.next()??;
+    Some(Duration::from_nanos(on_cpu.saturating_add(waiting)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +251,52 @@ mod tests {
         assert!(!w.stdin && w.signal.is_none());
         assert_eq!(mail.take(), vec![7]);
         assert!(mail.take().is_empty());
+    }
+
+    const GRACE: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn polling_for_ended_input_is_a_wait_once_quiet_for_the_grace() {
+        let mut w = EofWatch::new(GRACE);
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        assert_eq!(w.next_look(InputWait::Polling, secs(0), t0, secs(0)), Some(GRACE));
+        assert!(!w.expired(InputWait::Polling, secs(1), t0, secs(9)));
+        assert!(w.expired(InputWait::Polling, GRACE, t0, secs(9)), "busy polling is still a wait");
+        assert!(!w.expired(InputWait::No, secs(60), t0, secs(0)));
+        assert_eq!(w.next_look(InputWait::No, secs(60), t0, secs(0)), None);
+    }
+
+    #[test]
+    fn a_receive_interrupt_is_a_wait_only_while_the_vcpus_sleep() {
+        let mut w = EofWatch::new(GRACE);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let ms = Duration::from_millis;
+        let ri = InputWait::ReceiveInterrupt;
+        // Quiet long before the interrupt went on: the grace still counts from the first look.
+        assert_eq!(w.next_look(ri, ms(5000), t0, ms(0)), Some(GRACE));
+        assert!(!w.expired(ri, ms(6000), at(1), ms(100)));
+        // Busy computing: runnable 1.9 s of 2 s. Not a wait; a new window starts.
+        assert!(!w.expired(ri, ms(7000), at(2), ms(1900)));
+        assert_eq!(w.next_look(ri, ms(7000), at(2), ms(1900)), Some(GRACE));
+        // Halted: runnable 30 ms of the next 2 s.
+        assert!(w.expired(ri, ms(9000), at(4), ms(1930)));
+        // Printing resets it through `quiet`.
+        let mut w = EofWatch::new(GRACE);
+        w.next_look(ri, ms(0), t0, ms(0));
+        assert!(!w.expired(ri, ms(100), at(3), ms(0)));
+    }
+
+    #[test]
+    fn this_threads_runnable_time_grows_while_it_computes() {
+        let tid = nix::unistd::gettid().as_raw();
+        let Some(before) = runnable_time(tid) else { return }; // no schedstat in this kernel
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(0u64);
+        }
+        assert!(runnable_time(tid).unwrap() >= before + Duration::from_millis(40));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 
 use crate::boot::{self, BootPlan, MachineKind};
 use crate::cli::{ColorChoice, RunArgs};
-use crate::controller::{self, Mailbox, StopSignals};
+use crate::controller::{self, EofWatch, Mailbox, StopSignals};
+use crate::devices::console::InputWait;
 use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
 use crate::devices::ports;
 use crate::devices::serial::COM1_IRQ;
@@ -337,6 +338,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     let mut deadline = cfg.timeout.filter(|_| !gdb_attached).map(|t| started + t);
     let mut ends: Vec<Option<VcpuEnd>> = vec![None; threads.len()];
     let mut stop: Option<StopReason> = None;
+    let mut eof = EofWatch::new(cfg.eof_grace);
     let stop_all = |ends: &[Option<VcpuEnd>]| {
         console.close();
         for (i, c) in controls.iter().enumerate() {
@@ -362,8 +364,9 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
             if let Some(d) = deadline {
                 at_most(d.saturating_duration_since(Instant::now()));
             }
-            if input.is_none() && !gdb_attached && console.waiting_on_closed_input() {
-                at_most(cfg.eof_grace.saturating_sub(Duration::from_secs_f64(console.quiet_for())));
+            let (wait, quiet, ran) = input_wait(input.is_none() && !gdb_attached, &console, &controls, &ends);
+            if let Some(d) = eof.next_look(wait, quiet, Instant::now(), ran) {
+                at_most(d);
             }
         }
         let woke = controller::wait(&mail, &signals, input.is_some(), timeout)?;
@@ -414,16 +417,13 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                 Event::Starving => {} // the wait above is recomputed with the grace period
             }
         }
+        let (wait, quiet, ran) = input_wait(input.is_none() && !gdb_attached, &console, &controls, &ends);
         if stop.is_some() {
             stop_all(&ends); // again, for any vCPU that has not stopped yet
         } else if deadline.is_some_and(|d| Instant::now() >= d) {
             stop = Some(StopReason::Timeout);
             stop_all(&ends);
-        } else if input.is_none()
-            && !gdb_attached
-            && console.waiting_on_closed_input()
-            && console.quiet_for() >= cfg.eof_grace.as_secs_f64()
-        {
+        } else if eof.expired(wait, quiet, Instant::now(), ran) {
             stop = Some(StopReason::InputEnded);
             stop_all(&ends);
         }
@@ -440,6 +440,22 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         crate::stderr!("{}", stats::table(&all));
     }
     Ok(outcome(&cfg, &ends, stop, started.elapsed()))
+}
+
+/// After stdin ended (`ended`): whether the guest looks as if it waits for input, how long it has
+/// printed nothing, and how long its running vCPU threads have been runnable so far.
+fn input_wait(
+    ended: bool,
+    console: &Console,
+    controls: &[Arc<VcpuControl>],
+    ends: &[Option<VcpuEnd>],
+) -> (InputWait, Duration, Duration) {
+    if !ended {
+        return (InputWait::No, Duration::ZERO, Duration::ZERO);
+    }
+    let running = controls.iter().zip(ends).filter(|(_, end)| end.is_none());
+    let ran = running.filter_map(|(c, _)| controller::runnable_time(c.tid.load(Ordering::Relaxed))).sum();
+    (console.input_wait(), Duration::from_secs_f64(console.quiet_for()), ran)
 }
 
 /// Says on stderr how one vCPU ended, when that is news: a fault's report, a host error, a bug.
@@ -482,12 +498,7 @@ fn severity(status: ExitStatus) -> u8 {
 
 /// The exit status of a run: the worst of each vCPU's end and of the reason the run was stopped;
 /// says on stderr why a stop happened.
-fn outcome(
-    cfg: &Config,
-    ends: &[Option<VcpuEnd>],
-    stop: Option<StopReason>,
-    elapsed: Duration,
-) -> ExitStatus {
+fn outcome(cfg: &Config, ends: &[Option<VcpuEnd>], stop: Option<StopReason>, elapsed: Duration) -> ExitStatus {
     let running: Vec<String> = ends
         .iter()
         .enumerate()

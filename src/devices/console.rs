@@ -55,6 +55,18 @@ pub struct Console {
     irq: Mutex<Option<IrqLine>>,
 }
 
+/// After stdin ended: what the guest's behaviour says about waiting for more input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputWait {
+    /// Nothing says it waits (or input is still there to read).
+    No,
+    /// It polled for input repeatedly (GETCHAR, RBR, LSR) and found none, printing nothing between.
+    Polling,
+    /// It has the UART's receive interrupt on: it waits if it also halts (the controller looks at
+    /// whether its vCPU threads sleep; see [`crate::controller::EofWatch`]).
+    ReceiveInterrupt,
+}
+
 /// How many empty polls, with no output between them, make a wait for input. One is not enough:
 /// a serial driver reads LSR once before sending each byte (for THR empty), and with no input
 /// queued that read finds no data ready; it is output, not a wait. A guest that waits polls again.
@@ -171,9 +183,17 @@ impl Console {
     pub fn serial_write(&self, vcpu: usize, offset: u16, value: u8) {
         // A register write sends at most one byte (THR), put out after the UART lock is let go.
         let mut sent = None;
-        self.with_input(|st| st.serial.write(offset, value, &mut |b| sent = Some(b)));
+        let rx_irq_on = self.with_input(|st| {
+            let was = st.serial.wants_rx_irq();
+            st.serial.write(offset, value, &mut |b| sent = Some(b));
+            !was && st.serial.wants_rx_irq()
+        });
         if let Some(b) = sent {
             self.put(vcpu, b);
+        }
+        // Turning the receive interrupt on after stdin ended may start a wait: tell the controller.
+        if rx_irq_on && self.ended.load(Ordering::Relaxed) {
+            self.starved();
         }
     }
 
@@ -184,11 +204,18 @@ impl Console {
 
     /// The guest looked for input (GETCHAR, or the UART's LSR/RBR) and found none.
     fn note_empty_poll(&self) {
-        let polls = self.empty_polls.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let add = |n: u32| Some(n.saturating_add(1));
+        let polls = match self.empty_polls.fetch_update(Ordering::Relaxed, Ordering::Relaxed, add) {
+            Ok(before) | Err(before) => before.saturating_add(1),
+        };
         if polls == REPEATED_POLLS && self.ended.load(Ordering::Relaxed) {
-            if let Some(hook) = lock(&self.starve_hook).as_ref() {
-                hook();
-            }
+            self.starved();
+        }
+    }
+
+    fn starved(&self) {
+        if let Some(hook) = lock(&self.starve_hook).as_ref() {
+            hook();
         }
     }
 
@@ -224,12 +251,20 @@ impl Console {
         lock(&self.output).last_output.elapsed().as_secs_f64()
     }
 
-    /// True once stdin has ended, no input is left and the guest is waiting for some: it polled
-    /// repeatedly and found nothing, with no output in between, or it has the UART's receive
-    /// interrupt on.
-    pub fn waiting_on_closed_input(&self) -> bool {
+    /// Whether the guest may be waiting for input that will never come (stdin ended, nothing left).
+    pub fn input_wait(&self) -> InputWait {
         let polling = self.empty_polls.load(Ordering::Relaxed) >= REPEATED_POLLS;
-        self.with_input(|st| st.eof && st.queue.is_empty() && (polling || st.serial.wants_rx_irq()))
+        self.with_input(|st| match (st.eof && st.queue.is_empty(), polling, st.serial.wants_rx_irq()) {
+            (false, _, _) => InputWait::No,
+            (true, true, _) => InputWait::Polling,
+            (true, false, true) => InputWait::ReceiveInterrupt,
+            (true, false, false) => InputWait::No,
+        })
+    }
+
+    /// [`Console::input_wait`] is not [`InputWait::No`].
+    pub fn waiting_on_closed_input(&self) -> bool {
+        self.input_wait() != InputWait::No
     }
 }
 

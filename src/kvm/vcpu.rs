@@ -19,7 +19,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Cap, SyncReg, VcpuExit, VcpuFd};
 use nix::sys::eventfd::EventFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
@@ -30,6 +30,8 @@ pub struct VcpuControl {
     pub stop: AtomicBool,
     /// Under a debugger: stop at the next exit and report [`DebugEvent::Paused`].
     pub pause: AtomicBool,
+    /// The vCPU thread's id (0 until it runs), for the controller to see whether it sleeps.
+    pub tid: AtomicI32,
 }
 
 /// What one exit means for the run loop.
@@ -150,6 +152,7 @@ impl Vcpu {
 
     /// Runs until the guest ends, faults or is stopped.
     pub fn run(&mut self) -> VcpuEnd {
+        self.ctl.tid.store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
         let _kick = crate::kvm::KickTarget::new(&mut self.fd);
         let started = Instant::now();
         let end = self.run_loop();
@@ -517,6 +520,7 @@ impl Vcpu {
     /// Runs under a debugger: starts paused, then does what the debugger asks (see
     /// [`crate::gdb`]). Returns like [`Vcpu::run`] when the run is over.
     pub fn run_debug(&mut self, link: DebugLink) -> VcpuEnd {
+        self.ctl.tid.store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
         let _kick = crate::kvm::KickTarget::new(&mut self.fd);
         let started = Instant::now();
         let end = self.debug_loop(&link, started);
