@@ -145,7 +145,7 @@ impl Console {
     }
 
     /// Blocks (stdin a pipe or file) until input is queued, stdin has ended or the run is ending:
-    /// then true. Returns false early when `interrupted` says so (checked every [`FLAG_CHECK`]).
+    /// then true. Returns false early when `interrupted` says so (checked every 20 ms).
     pub fn wait_for_input(&self, interrupted: &dyn Fn() -> bool) -> bool {
         if !self.blocking_getchar {
             return true;

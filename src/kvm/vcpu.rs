@@ -280,14 +280,7 @@ impl Vcpu {
         }
         drop(st);
         if *sync_sregs {
-            let regs = fd.sync_regs();
-            log::debug!(
-                "vCPU {id}: exit {:<12} {:?} at CS:IP {:04x}:{:04x}",
-                exit.name(),
-                exit,
-                regs.sregs.cs.selector,
-                regs.regs.rip
-            );
+            log_exit(*id, fd, &exit);
         }
         Ok(exit)
     }
@@ -533,23 +526,9 @@ impl Vcpu {
         // A fault the debugger has been shown; the vCPU ends with it when told to go on.
         let mut fault: Option<VcpuEnd> = None;
         loop {
-            // Paused.
-            let resume = loop {
-                match link.requests.recv() {
-                    Ok(DebugRequest::Resume(r)) => break r,
-                    Ok(DebugRequest::Stop) => return fault.unwrap_or(VcpuEnd::Stopped),
-                    Ok(DebugRequest::Detach) | Err(_) => {
-                        if let Some(end) = fault {
-                            return end;
-                        }
-                        if let Err(msg) = self.set_debug(&ResumeWith::default()) {
-                            return VcpuEnd::HostError(msg);
-                        }
-                        log::info!("vCPU {}: debugger detached, running on", self.id);
-                        return self.run_loop();
-                    }
-                    Ok(req) => self.serve(req, &link.ram),
-                }
+            let resume = match self.paused(link, &mut fault) {
+                Ok(resume) => resume,
+                Err(end) => return end,
             };
             if let Some(end) = fault {
                 return end;
@@ -592,6 +571,28 @@ impl Vcpu {
             // So that `monitor exits` shows the time so far.
             lock(&self.stats).wall = started.elapsed();
             link.report(self.id, event);
+        }
+    }
+
+    /// Paused: serves the debugger's requests until it says how to go on (Ok), or until the run
+    /// ends here (Err: stopped, detached with a fault pending, or detached and run to the end).
+    fn paused(&mut self, link: &DebugLink, fault: &mut Option<VcpuEnd>) -> std::result::Result<ResumeWith, VcpuEnd> {
+        loop {
+            match link.requests.recv() {
+                Ok(DebugRequest::Resume(r)) => return Ok(r),
+                Ok(DebugRequest::Stop) => return Err(fault.take().unwrap_or(VcpuEnd::Stopped)),
+                Ok(DebugRequest::Detach) | Err(_) => {
+                    if let Some(end) = fault.take() {
+                        return Err(end);
+                    }
+                    if let Err(msg) = self.set_debug(&ResumeWith::default()) {
+                        return Err(VcpuEnd::HostError(msg));
+                    }
+                    log::info!("vCPU {}: debugger detached, running on", self.id);
+                    return Err(self.run_loop());
+                }
+                Ok(req) => self.serve(req, &link.ram),
+            }
         }
     }
 
@@ -736,6 +737,18 @@ impl Vcpu {
         ev.exception.error_code = 0;
         self.fd.set_vcpu_events(&ev).map_err(|e| format!("KVM_SET_VCPU_EVENTS failed: {e}"))
     }
+}
+
+/// Logs an exit with the CS:IP it happened at (-vv), from the registers KVM synced into kvm_run.
+fn log_exit(id: usize, fd: &VcpuFd, exit: &Exit) {
+    let regs = fd.sync_regs();
+    log::debug!(
+        "vCPU {id}: exit {:<12} {:?} at CS:IP {:04x}:{:04x}",
+        exit.name(),
+        exit,
+        regs.sregs.cs.selector,
+        regs.regs.rip
+    );
 }
 
 /// The vCPU as the devices on its bus see it.
