@@ -1,5 +1,6 @@
 //! The console: where guest bytes go (stdout, coloured per vCPU) and where input comes from
-//! (stdin, through a reader thread, into one queue that both GETCHAR and the UART drain).
+//! (stdin, read by the controller into one queue that both GETCHAR and the UART drain), and the
+//! signs that a guest waits for input ([`InputWait`]).
 //!
 //! One lock guards the input queue together with the UART registers, so "data ready", the RBR
 //! read and the IRQ4 level always agree. Output has its own lock, held for each byte, so bytes

@@ -309,8 +309,8 @@ impl Vcpu {
                 buf.copy_from_slice(data);
             }
         }
-        let bus = self.bus.clone();
-        let mut caller = VcpuCaller { id: self.id, fd: &mut self.fd, sync_regs: self.sync_regs };
+        let Vcpu { bus, fd, id, sync_regs, .. } = self;
+        let mut caller = VcpuCaller { id: *id, fd, sync_regs: *sync_regs };
         if out {
             return bus.write(port, size, buf, &mut caller);
         }
