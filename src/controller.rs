@@ -4,7 +4,7 @@
 //! Waiting in poll rather than on a channel lets the controller read stdin and signals itself, so a
 //! run needs no reader or signal thread: one thread per vCPU, plus this one.
 
-use crate::devices::console::{lock, InputWait};
+use crate::devices::console::{lock, InputWait, REPEATED_POLLS};
 use crate::error::{Error, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -154,75 +154,83 @@ pub fn wait<E>(
 /// Decides when a guest has waited for input that will never come (stdin ended) for its whole
 /// `--eof-grace`, printing nothing: then the controller stops the run (exit status 5).
 ///
-/// Polling for input (see [`InputWait::Polling`]) is a wait in itself. A receive interrupt left on
-/// is one only while the guest halts: a kernel waiting for a key sleeps in `hlt`, one that is busy
-/// computing does not. A halted vCPU sleeps inside KVM_RUN, so its thread stops being runnable;
-/// the watch compares how long the vCPU threads were runnable over the grace with the grace itself.
+/// A wait is watched over a window of one grace that starts when the console first shows a sign
+/// of it and starts again whenever the guest prints or the sign does not hold up:
+/// - **polling** ([`InputWait::Polling`]): the guest must keep polling through the window (at
+///   least [`REPEATED_POLLS`] more empty polls). Two polls with a silent stretch between them are
+///   not a wait: a serial driver reads LSR before each byte, and a guest that computes between two
+///   bytes shows exactly that.
+/// - **receive interrupt on** ([`InputWait::ReceiveInterrupt`]): a wait only while the guest halts. A
+///   kernel waiting for a key sleeps in `hlt`, inside KVM_RUN, so its vCPU thread stops being
+///   runnable; one that computes stays runnable. Runnable under [`IDLE_SHARE`] of the window is halted.
 #[derive(Debug)]
 pub struct EofWatch {
     grace: Duration,
-    /// Since when the receive interrupt has been on with nothing printed, and how long the vCPU
-    /// threads had been runnable by then.
-    window: Option<(Instant, Duration)>,
+    /// The window: when it began, with the runnable time and empty polls counted by then.
+    window: Option<(Instant, Duration, u32)>,
+}
+
+/// What the controller sees, at one moment, of a guest that may wait on ended input.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitSigns {
+    pub wait: InputWait,
+    /// How long the guest has printed nothing.
+    pub quiet: Duration,
+    /// How long its running vCPU threads have been runnable so far.
+    pub runnable: Duration,
+    /// Empty polls for input since it last printed.
+    pub polls: u32,
+    pub now: Instant,
 }
 
 /// Runnable for less than this share of a window counts as halted (a halted kernel still wakes
 /// for its timer ticks).
-const IDLE_SHARE: f64 = 0.1;
+pub const IDLE_SHARE: f64 = 0.1;
 
 impl EofWatch {
     pub fn new(grace: Duration) -> Self {
         EofWatch { grace, window: None }
     }
 
-    /// When to look again (None: no wait going on). `quiet` is how long the guest has printed
-    /// nothing; `runnable` sums how long its vCPU threads have been runnable so far.
-    pub fn next_look(
-        &mut self,
-        wait: InputWait,
-        quiet: Duration,
-        now: Instant,
-        runnable: Duration,
-    ) -> Option<Duration> {
-        let by_quiet = self.grace.saturating_sub(quiet);
-        match wait {
-            InputWait::No => {
-                self.window = None;
-                None
-            }
-            InputWait::Polling => Some(by_quiet),
-            InputWait::ReceiveInterrupt => {
-                let (since, _) = *self.window.get_or_insert((now, runnable));
-                Some(by_quiet.max((since + self.grace).saturating_duration_since(now)))
-            }
-        }
+    /// When to look again (None: no sign of a wait).
+    pub fn next_look(&mut self, s: &WaitSigns) -> Option<Duration> {
+        let (since, _, _) = self.window(s)?;
+        Some((since + self.grace).saturating_duration_since(s.now))
     }
 
-    /// Whether the guest has now waited for the whole grace. A window in which the vCPUs were
-    /// busy starts a new one.
-    pub fn expired(&mut self, wait: InputWait, quiet: Duration, now: Instant, runnable: Duration) -> bool {
-        if quiet < self.grace {
+    /// Whether the guest has now waited through a whole window.
+    pub fn expired(&mut self, s: &WaitSigns) -> bool {
+        let Some((since, ran, polls)) = self.window(s) else { return false };
+        let span = s.now.saturating_duration_since(since);
+        if span < self.grace {
             return false;
         }
-        match wait {
+        let waited = match s.wait {
             InputWait::No => false,
-            InputWait::Polling => true,
+            InputWait::Polling => s.polls.saturating_sub(polls) >= REPEATED_POLLS,
             InputWait::ReceiveInterrupt => {
-                let Some((since, ran)) = self.window else {
-                    self.window = Some((now, runnable));
-                    return false;
-                };
-                let span = now.saturating_duration_since(since);
-                if span < self.grace {
-                    return false;
-                }
-                let idle = runnable.saturating_sub(ran).as_secs_f64() < IDLE_SHARE * span.as_secs_f64();
-                if !idle {
-                    self.window = Some((now, runnable));
-                }
-                idle
+                s.runnable.saturating_sub(ran).as_secs_f64() < IDLE_SHARE * span.as_secs_f64()
             }
+        };
+        if !waited {
+            self.window = Some((s.now, s.runnable, s.polls)); // not a wait so far: watch anew
         }
+        waited
+    }
+
+    /// The current window, begun now if there is none; none at all without a sign of a wait. Output
+    /// since the window began starts a new one.
+    fn window(&mut self, s: &WaitSigns) -> Option<(Instant, Duration, u32)> {
+        if s.wait == InputWait::No {
+            self.window = None;
+            return None;
+        }
+        let fresh = (s.now, s.runnable, s.polls);
+        let w = self.window.get_or_insert(fresh);
+        if s.quiet < s.now.saturating_duration_since(w.0) || s.polls < w.2 {
+            *w = fresh;
+        }
+        Some(*w)
     }
 }
 
@@ -255,37 +263,61 @@ mod tests {
 
     const GRACE: Duration = Duration::from_secs(2);
 
+    fn signs(wait: InputWait, now: Instant, quiet_ms: u64, runnable_ms: u64, polls: u32) -> WaitSigns {
+        let ms = Duration::from_millis;
+        WaitSigns { wait, quiet: ms(quiet_ms), runnable: ms(runnable_ms), polls, now }
+    }
+
     #[test]
-    fn polling_for_ended_input_is_a_wait_once_quiet_for_the_grace() {
+    fn polling_through_the_whole_grace_is_a_wait() {
+        use InputWait::*;
         let mut w = EofWatch::new(GRACE);
         let t0 = Instant::now();
-        let secs = Duration::from_secs;
-        assert_eq!(w.next_look(InputWait::Polling, secs(0), t0, secs(0)), Some(GRACE));
-        assert!(!w.expired(InputWait::Polling, secs(1), t0, secs(9)));
-        assert!(w.expired(InputWait::Polling, GRACE, t0, secs(9)), "busy polling is still a wait");
-        assert!(!w.expired(InputWait::No, secs(60), t0, secs(0)));
-        assert_eq!(w.next_look(InputWait::No, secs(60), t0, secs(0)), None);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(w.next_look(&signs(No, t0, 0, 0, 0)), None);
+        assert_eq!(w.next_look(&signs(Polling, t0, 100, 0, 2)), Some(GRACE));
+        assert!(!w.expired(&signs(Polling, at(1000), 1100, 900, 5000)), "not a whole grace yet");
+        assert!(w.expired(&signs(Polling, at(2000), 2100, 1900, 9000)), "busy polling is a wait");
+    }
+
+    /// The false positive: a driver reads LSR (poll 1), computes silently for 3 s, reads LSR again
+    /// before its next byte (poll 2) and is slow to get to the THR write.
+    #[test]
+    fn two_polls_around_silent_computing_are_not_a_wait() {
+        use InputWait::*;
+        let mut w = EofWatch::new(GRACE);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(w.next_look(&signs(No, at(0), 0, 0, 1)), None);
+        // Poll 2 at 3 s: quiet for 3 s, yet the window starts now.
+        assert_eq!(w.next_look(&signs(Polling, at(3000), 3000, 3000, 2)), Some(GRACE));
+        assert!(!w.expired(&signs(Polling, at(3000), 3000, 3000, 2)));
+        // Slow to write: still no third poll 2 s later. Not a wait; watched anew.
+        assert!(!w.expired(&signs(Polling, at(5000), 5000, 5000, 2)));
+        // It printed: polls back to 0, no sign.
+        assert!(!w.expired(&signs(No, at(5100), 0, 5100, 0)));
     }
 
     #[test]
     fn a_receive_interrupt_is_a_wait_only_while_the_vcpus_sleep() {
+        use InputWait::*;
         let mut w = EofWatch::new(GRACE);
         let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let ms = Duration::from_millis;
-        let ri = InputWait::ReceiveInterrupt;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
         // Quiet long before the interrupt went on: the grace still counts from the first look.
-        assert_eq!(w.next_look(ri, ms(5000), t0, ms(0)), Some(GRACE));
-        assert!(!w.expired(ri, ms(6000), at(1), ms(100)));
+        assert_eq!(w.next_look(&signs(ReceiveInterrupt, t0, 5000, 0, 0)), Some(GRACE));
+        assert!(!w.expired(&signs(ReceiveInterrupt, at(1000), 6000, 100, 0)));
         // Busy computing: runnable 1.9 s of 2 s. Not a wait; a new window starts.
-        assert!(!w.expired(ri, ms(7000), at(2), ms(1900)));
-        assert_eq!(w.next_look(ri, ms(7000), at(2), ms(1900)), Some(GRACE));
+        assert!(!w.expired(&signs(ReceiveInterrupt, at(2000), 7000, 1900, 0)));
+        assert_eq!(w.next_look(&signs(ReceiveInterrupt, at(2000), 7000, 1900, 0)), Some(GRACE));
         // Halted: runnable 30 ms of the next 2 s.
-        assert!(w.expired(ri, ms(9000), at(4), ms(1930)));
-        // Printing resets it through `quiet`.
+        assert!(w.expired(&signs(ReceiveInterrupt, at(4000), 9000, 1930, 0)));
+        // Output inside a window starts it again.
         let mut w = EofWatch::new(GRACE);
-        w.next_look(ri, ms(0), t0, ms(0));
-        assert!(!w.expired(ri, ms(100), at(3), ms(0)));
+        w.next_look(&signs(ReceiveInterrupt, t0, 5000, 0, 0));
+        assert!(!w.expired(&signs(ReceiveInterrupt, at(2500), 500, 0, 0)));
+        assert!(!w.expired(&signs(ReceiveInterrupt, at(4000), 2000, 0, 0)));
+        assert!(w.expired(&signs(ReceiveInterrupt, at(4500), 2500, 0, 0)));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::boot::{self, BootPlan, MachineKind};
 use crate::cli::{ColorChoice, RunArgs};
-use crate::controller::{self, EofWatch, Mailbox, StopSignals};
+use crate::controller::{self, EofWatch, Mailbox, StopSignals, WaitSigns};
 use crate::devices::console::InputWait;
 use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
 use crate::devices::ports;
@@ -364,8 +364,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
             if let Some(d) = deadline {
                 at_most(d.saturating_duration_since(Instant::now()));
             }
-            let (wait, quiet, ran) = input_wait(input.is_none() && !gdb_attached, &console, &controls, &ends);
-            if let Some(d) = eof.next_look(wait, quiet, Instant::now(), ran) {
+            if let Some(d) = eof.next_look(&wait_signs(input.is_none() && !gdb_attached, &console, &controls, &ends)) {
                 at_most(d);
             }
         }
@@ -417,13 +416,13 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                 Event::Starving => {} // the wait above is recomputed with the grace period
             }
         }
-        let (wait, quiet, ran) = input_wait(input.is_none() && !gdb_attached, &console, &controls, &ends);
+        let signs = wait_signs(input.is_none() && !gdb_attached, &console, &controls, &ends);
         if stop.is_some() {
             stop_all(&ends); // again, for any vCPU that has not stopped yet
         } else if deadline.is_some_and(|d| Instant::now() >= d) {
             stop = Some(StopReason::Timeout);
             stop_all(&ends);
-        } else if eof.expired(wait, quiet, Instant::now(), ran) {
+        } else if eof.expired(&signs) {
             stop = Some(StopReason::InputEnded);
             stop_all(&ends);
         }
@@ -442,20 +441,16 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     Ok(outcome(&cfg, &ends, stop, started.elapsed()))
 }
 
-/// After stdin ended (`ended`): whether the guest looks as if it waits for input, how long it has
-/// printed nothing, and how long its running vCPU threads have been runnable so far.
-fn input_wait(
-    ended: bool,
-    console: &Console,
-    controls: &[Arc<VcpuControl>],
-    ends: &[Option<VcpuEnd>],
-) -> (InputWait, Duration, Duration) {
+/// After stdin ended (`ended`), what the console and the vCPU threads show of a wait for input.
+fn wait_signs(ended: bool, console: &Console, controls: &[Arc<VcpuControl>], ends: &[Option<VcpuEnd>]) -> WaitSigns {
+    let now = Instant::now();
     if !ended {
-        return (InputWait::No, Duration::ZERO, Duration::ZERO);
+        return WaitSigns { wait: InputWait::No, quiet: Duration::ZERO, runnable: Duration::ZERO, polls: 0, now };
     }
     let running = controls.iter().zip(ends).filter(|(_, end)| end.is_none());
-    let ran = running.filter_map(|(c, _)| controller::runnable_time(c.tid.load(Ordering::Relaxed))).sum();
-    (console.input_wait(), Duration::from_secs_f64(console.quiet_for()), ran)
+    let runnable = running.filter_map(|(c, _)| controller::runnable_time(c.tid.load(Ordering::Relaxed))).sum();
+    let quiet = Duration::from_secs_f64(console.quiet_for());
+    WaitSigns { wait: console.input_wait(), quiet, runnable, polls: console.empty_polls(), now }
 }
 
 /// Says on stderr how one vCPU ended, when that is news: a fault's report, a host error, a bug.

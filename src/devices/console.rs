@@ -61,7 +61,8 @@ pub struct Console {
 pub enum InputWait {
     /// Nothing says it waits (or input is still there to read).
     No,
-    /// It polled for input repeatedly (GETCHAR, RBR, LSR) and found none, printing nothing between.
+    /// It polled for input at least twice (GETCHAR, RBR, LSR) and found none, printing nothing
+    /// between: a wait if it keeps doing so (see [`crate::controller::EofWatch`]).
     Polling,
     /// It has the UART's receive interrupt on: it waits if it also halts (the controller looks at
     /// whether its vCPU threads sleep; see [`crate::controller::EofWatch`]).
@@ -263,6 +264,11 @@ impl Console {
         })
     }
 
+    /// Empty polls for input since the guest last printed.
+    pub fn empty_polls(&self) -> u32 {
+        self.empty_polls.load(Ordering::Relaxed)
+    }
+
     /// [`Console::input_wait`] is not [`InputWait::No`].
     pub fn waiting_on_closed_input(&self) -> bool {
         self.input_wait() != InputWait::No
@@ -328,7 +334,7 @@ mod tests {
         c.serial_read(5);
         assert!(!c.waiting_on_closed_input(), "one LSR read, then silence: the guest may be computing");
         c.serial_read(5);
-        assert!(c.waiting_on_closed_input(), "a second empty poll with no output between is a wait");
+        assert!(c.waiting_on_closed_input(), "a second empty poll with no output between is a sign of a wait");
     }
 
     #[test]
