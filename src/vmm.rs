@@ -390,7 +390,11 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
             match event {
                 Event::Ended(i, end) => {
                     log::info!("vCPU {i} ({}) ended: {end:?}", cfg.names[i]);
-                    // Guests are independent programs: a fault ends only its own vCPU.
+                    // Guests are independent programs: a fault ends only its own vCPU. Its report
+                    // comes now, in no vCPU's colour (the next guest byte sets its colour again).
+                    if !matches!(end, VcpuEnd::Done(_) | VcpuEnd::Stopped) {
+                        console.finish();
+                    }
                     report_end(&cfg, i, &end, uses_paging);
                     let internal = matches!(end, VcpuEnd::Internal(_));
                     ends[i] = Some(end);
