@@ -114,6 +114,23 @@ fn cases() -> Vec<Case> {
             stdin: b"",
             stdout: b"!\x0a",
         },
+        Case {
+            name: "UART loopback: THR comes back in RBR with LSR.DR set, not on the console",
+            code: |c| {
+                let putchar_al = |c: &mut Code| {
+                    c.raw(&[0x88, 0xc3]).mov_al(1).mov_dx(0x500).out_dx(1); // mov %al,%bl; PUTCHAR
+                };
+                c.mov_dx(0x3fc).mov_al(0x10).out_dx(1); // MCR: loopback
+                c.mov_dx(0x3f8).mov_al(b'Q').out_dx(1); // THR
+                c.mov_dx(0x3fd).in_dx(1);
+                putchar_al(c); // LSR: data ready, THR empty
+                c.mov_dx(0x3f8).in_dx(1);
+                putchar_al(c); // RBR
+            },
+            data: &[],
+            stdin: b"",
+            stdout: b"\x61Q",
+        },
     ]
 }
 
