@@ -340,7 +340,6 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     let mut stop: Option<StopReason> = None;
     let mut eof = EofWatch::new(cfg.eof_grace);
     let stop_all = |ends: &[Option<VcpuEnd>]| {
-        console.close();
         for (i, c) in controls.iter().enumerate() {
             if ends[i].is_none() {
                 c.stop.store(true, Ordering::Release);
@@ -351,6 +350,9 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                 }
             }
         }
+        // After the flags: a vCPU woken from GETCHAR's wait must find its stop flag set, or it
+        // would run its guest on with "no input" for a moment.
+        console.close();
     };
     // After an internal error the gdb session is not waited for: the stub may wait on the dead vCPU.
     while ends.iter().any(Option::is_none) || (gdb_attached && stop != Some(StopReason::Internal)) {
