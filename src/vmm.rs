@@ -448,6 +448,8 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
 }
 
 /// After stdin ended (`ended`), what the console and the vCPU threads show of a wait for input.
+/// (Where /proc has no schedstat, runnable time reads as zero: a receive interrupt left on then
+/// counts as a wait, so a run can never hang on it.)
 fn wait_signs(ended: bool, console: &Console, controls: &[Arc<VcpuControl>], ends: &[Option<VcpuEnd>]) -> WaitSigns {
     let now = Instant::now();
     if !ended {
