@@ -111,14 +111,20 @@ impl Collected {
 
 /// Waits for a child with a hard limit; kills it (and fails) if it does not end.
 fn wait_limited(child: &mut Child, what: &str) -> i32 {
-    let deadline = Instant::now() + LIMIT;
+    wait_within(child, LIMIT, what)
+}
+
+/// Waits for a child at most `limit`; kills it (and fails) if it does not end.
+fn wait_within(child: &mut Child, limit: Duration, what: &str) -> i32 {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status.code().unwrap_or(-1);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{what} did not end within {LIMIT:?}");
+            let _ = child.wait();
+            panic!("{what} did not end within {limit:?}");
         }
         thread::sleep(Duration::from_millis(20));
     }
@@ -135,8 +141,13 @@ struct Vm {
 
 impl Vm {
     fn start(args: &[&str]) -> Vm {
+        Vm::start_on("0", args)
+    }
+
+    /// The same, listening on `spec` (`--gdb SPEC`).
+    fn start_on(spec: &str, args: &[&str]) -> Vm {
         let mut child = common::minikvm_std()
-            .args(["--gdb", "0"])
+            .args(["--gdb", spec])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -177,6 +188,20 @@ impl Vm {
     fn terminate(self) -> (i32, String, String) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         self.finish()
+    }
+
+    /// Like [`Vm::finish`], but minikvm must end within `limit` (it is killed otherwise).
+    fn finish_within(mut self, limit: Duration, what: &str) -> (i32, String, String) {
+        drop(self.stdin.take());
+        let code = wait_within(&mut self.child, limit, what);
+        (code, self.stdout.text(), self.stderr.text())
+    }
+
+    /// The most memory minikvm has used so far (VmHWM, in bytes).
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
     }
 }
 
@@ -664,6 +689,184 @@ fn unmapped_memory_is_an_error_not_a_crash() {
     let t = gdb(&vm, &["x/4xb 0x3fffe", "x/4xb 0x7fffffff", "p/x $pc", "detach"]);
     assert!(t.contains("Cannot access memory at address 0x7fffffff"), "{t}");
     assert_eq!(vm.finish().0, OK);
+}
+
+// ----- containment: what a gdb client cannot do to minikvm ----------------------------------------
+
+/// The largest packet the stub takes, `$`, body, `#` and checksum included (gdb/README.md).
+const MAX_PACKET: usize = 16384;
+/// How long the stub waits for a client to take a reply before it gives the session up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Far more than any of these tests needs, far less than a hang.
+const PATIENCE: Duration = Duration::from_secs(30);
+const MIB: u64 = 1 << 20;
+
+fn remote(vm: &Vm) -> common::remote::Remote {
+    common::remote::Remote::connect(vm.port, PATIENCE).expect("cannot connect to the stub")
+}
+
+#[test]
+fn packet_size_is_announced_and_a_larger_packet_closes_the_session() {
+    let vm = Vm::start(&["--timeout", "1", "spin"]);
+    let mut r = remote(&vm);
+    let supported = r.ask(b"qSupported:multiprocess+").unwrap();
+    assert_eq!(common::remote::packet_size(&supported), Some(MAX_PACKET), "{}", String::from_utf8_lossy(&supported));
+    // A packet of exactly the maximum size is taken: a write of zeros well above spin's code.
+    let header = b"X1000,";
+    let mut body = Vec::new();
+    let mut len = MAX_PACKET - 4 - header.len() - 1; // `$`, `#`, checksum, and the `:`
+    len -= format!("{len:x}").len();
+    body.extend_from_slice(format!("X1000,{len:x}:").as_bytes());
+    body.resize(body.len() + len, 0);
+    assert_eq!(common::remote::packet(&body).len(), MAX_PACKET);
+    assert_eq!(r.ask(&body).unwrap(), b"OK");
+    // 64 MiB after a `$` and never a `#`: the stub must stop reading long before the end.
+    let mut writer = r.stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 20];
+        let _ = writer.write_all(b"$");
+        for _ in 0..64 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let line = vm.stderr.wait_for_line("lost gdb");
+    assert!(line.contains(&format!("larger than {MAX_PACKET} bytes")), "{line}");
+    sender.join().unwrap();
+    let peak = vm.peak_rss();
+    assert!(peak < 32 * MIB, "minikvm grew to {} MiB", peak / MIB);
+    // The session is over: the guest ran on (detached) into its --timeout.
+    let (code, _, err) = vm.finish_within(PATIENCE, "minikvm");
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn a_memory_read_longer_than_a_packet_is_refused_and_the_session_goes_on() {
+    let vm = Vm::start(&["hello"]);
+    let mut r = remote(&vm);
+    r.ask(b"qSupported").unwrap();
+    for wild in ["m0,ffffffffffffffff", "m0,4000", "mffffffff,ffffffff"] {
+        let reply = r.ask(wild.as_bytes()).unwrap();
+        assert!(reply.starts_with(b"E") && reply.len() == 3, "{wild}: {} bytes", reply.len());
+    }
+    // The largest read whose reply fits a packet, and one that starts the guest's code.
+    let most = (MAX_PACKET - 4) / 2;
+    let reply = r.ask(format!("m0,{most:x}").as_bytes()).unwrap();
+    assert_eq!(reply.len(), 2 * most);
+    let code = std::fs::read(bin("hello")).unwrap();
+    let hex: String = code[..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(r.ask(b"m0,4").unwrap(), hex.as_bytes());
+    assert_eq!(r.ask(b"D").unwrap(), b"OK");
+    let (code, out, err) = vm.finish_within(PATIENCE, "minikvm");
+    assert_eq!((code, out.as_str()), (OK, "Hello, KVM!\n"), "{err}");
+}
+
+/// Sends memory reads and never reads a reply, until the stub stops taking requests (its replies
+/// fill both sockets' buffers): the stub is then stuck writing.
+fn flood_without_reading(r: &mut common::remote::Remote) {
+    r.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let many: Vec<u8> = (0..256).flat_map(|_| common::remote::packet(b"m0,1000")).collect();
+    let started = Instant::now();
+    while r.send_raw(&many).is_ok() {
+        assert!(started.elapsed() < PATIENCE, "the stub kept reading requests for {PATIENCE:?}");
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_given_up_and_the_guest_runs_on() {
+    let vm = Vm::start(&["hello"]);
+    let mut r = remote(&vm);
+    flood_without_reading(&mut r);
+    let line = vm.stderr.wait_for_line("lost gdb");
+    assert!(line.contains("did not take a reply for 5 s"), "{line}");
+    let (code, out, err) = vm.finish_within(PATIENCE, "minikvm");
+    assert_eq!((code, out.as_str()), (OK, "Hello, KVM!\n"), "{err}");
+    drop(r);
+}
+
+#[test]
+fn sigterm_ends_minikvm_while_a_client_is_not_reading() {
+    let vm = Vm::start(&["spin"]);
+    let mut r = remote(&vm);
+    flood_without_reading(&mut r);
+    let asked = Instant::now();
+    let _ = Command::new("kill").args(["-TERM", &vm.child.id().to_string()]).status();
+    let (code, _, err) = vm.finish_within(PATIENCE, "minikvm after SIGTERM");
+    assert_eq!(code, STOPPED, "{err}");
+    assert!(asked.elapsed() < WRITE_TIMEOUT + Duration::from_secs(5), "took {:?}", asked.elapsed());
+    drop(r);
+}
+
+#[test]
+fn a_stderr_closed_after_the_waiting_line_does_not_stop_the_run() {
+    // Not Vm::start: this test closes minikvm's stderr itself, right after the line with the port.
+    let mut child = common::minikvm_std()
+        .args(["--gdb", "0", "hello"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Collected::spawn(child.stdout.take().unwrap());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("target remote :") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "no port line");
+    }
+    let port: u16 = line.split("target remote :").nth(1).and_then(|p| p.split(')').next()).unwrap().parse().unwrap();
+    drop(stderr);
+    let mut r = common::remote::Remote::connect(port, PATIENCE).unwrap();
+    assert_eq!(r.ask(b"D").unwrap(), b"OK");
+    let code = wait_within(&mut child, PATIENCE, "minikvm with a closed stderr");
+    assert_eq!((code, stdout.text().as_str()), (OK, "Hello, KVM!\n"));
+}
+
+#[test]
+fn ctrl_c_stops_a_guest_waiting_in_getchar_on_an_open_pipe() {
+    if skip("ctrl-c getchar") {
+        return;
+    }
+    // stdin stays open and empty: GETCHAR waits for a byte that does not come.
+    let vm = Vm::start(&["hctest"]);
+    let sym = symbol_file("hctest");
+    let g = Gdb::spawn(&vm, &[&sym, "continue", "p/x $pc", "p $cs", "kill"]);
+    vm.stdout.wait_for("reading a line with GETCHAR");
+    assert!(Command::new("kill").args(["-INT", &g.child.id().to_string()]).status().unwrap().success());
+    let mut child = g.child;
+    wait_within(&mut child, PATIENCE, "gdb after Ctrl-C");
+    let t = format!("{}\n--- gdb stderr ---\n{}", g.stdout.text(), g.stderr.text());
+    eprintln!("--- gdb\n{t}");
+    assert!(t.contains("Program received signal SIGINT"), "{t}");
+    let pc = printed_values(&t);
+    let size = std::fs::metadata(bin("hctest")).unwrap().len();
+    assert!(pc.len() == 1 && pc[0] < size, "the pc is in hctest's code: {t}");
+    assert!(t.contains("$2 = 0"), "{t}");
+    assert_eq!(vm.finish_within(PATIENCE, "minikvm").0, STOPPED);
+}
+
+#[test]
+fn listening_beyond_loopback_warns_that_anyone_can_take_the_guest() {
+    let vm = Vm::start_on("0.0.0.0:0", &["hello"]);
+    let line = vm.stderr.wait_for_line("warning");
+    assert!(line.contains("0.0.0.0") && line.contains("anyone who can reach"), "{line}");
+    let (code, _, _) = vm.terminate();
+    assert_eq!(code, STOPPED);
+    let vm = Vm::start(&["hello"]);
+    let (_, _, err) = vm.terminate();
+    assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_is_a_usage_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = common::minikvm().args(["--gdb", &port, "hello"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(USAGE), "{err}");
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")) && err.contains("in use"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 // ----- the 1K OS (needs 32-bit paging) --------------------------------------------------------

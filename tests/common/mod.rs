@@ -6,6 +6,7 @@
 
 pub mod fuzz;
 pub mod kernel_elf;
+pub mod remote;
 pub mod x86;
 
 use std::path::PathBuf;
