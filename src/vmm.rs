@@ -23,7 +23,7 @@ use crate::kvm::{
     vcpu::{Vcpu, VcpuControl, VcpuEnd},
 };
 use crate::stats;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -415,6 +415,15 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                         }
                         SessionEnd::Detached | SessionEnd::Lost(_) => {
                             deadline = cfg.timeout.map(|t| Instant::now() + t);
+                        }
+                        SessionEnd::Failed(why) => {
+                            let _ = writeln!(
+                                std::io::stderr(),
+                                "\r\nminikvm: internal error: the gdb stub failed ({why}); this is a minikvm bug, \
+                                 please report it\r"
+                            );
+                            stop = Some(StopReason::Internal);
+                            stop_all(&ends);
                         }
                         SessionEnd::RunOver | SessionEnd::NeverConnected => {}
                     }

@@ -745,7 +745,7 @@ fn packet_size_is_announced_and_a_larger_packet_closes_the_session() {
 fn a_memory_read_longer_than_a_packet_is_refused_and_the_session_goes_on() {
     let vm = Vm::start(&["hello"]);
     let mut r = remote(&vm);
-    r.ask(b"qSupported").unwrap();
+    r.ask(b"qSupported:multiprocess+").unwrap();
     for wild in ["m0,ffffffffffffffff", "m0,4000", "mffffffff,ffffffff"] {
         let reply = r.ask(wild.as_bytes()).unwrap();
         assert!(reply.starts_with(b"E") && reply.len() == 3, "{wild}: {} bytes", reply.len());

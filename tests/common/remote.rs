@@ -53,7 +53,7 @@ impl Remote {
                 if let Some(hash) = self.inbox[start..].iter().position(|&b| b == b'#') {
                     let end = start + hash;
                     if self.inbox.len() >= end + 3 {
-                        let body = self.inbox[start + 1..end].to_vec();
+                        let body = expand_runs(&self.inbox[start + 1..end]);
                         self.inbox.drain(..end + 3);
                         self.stream.write_all(b"+")?;
                         return Ok(body);
@@ -81,6 +81,25 @@ impl Remote {
         self.stream.read_to_end(&mut rest)?;
         Ok(rest)
     }
+}
+
+/// Undoes the protocol's run-length encoding: `X*N` is X and then N - 29 more of it.
+pub fn expand_runs(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        match (body[i], out.last().copied(), body.get(i + 1)) {
+            (b'*', Some(last), Some(&n)) if n >= 29 => {
+                out.extend(std::iter::repeat_n(last, usize::from(n - 29)));
+                i += 2;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The `PacketSize` a `qSupported` reply announces (hex in the protocol).
