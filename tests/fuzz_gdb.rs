@@ -405,11 +405,11 @@ fn session(rng: &mut fastrand::Rng, replies: &Arc<AtomicUsize>) -> Outcome {
         }
         Ending::MidStep => {
             let steps: &[&[u8]] = &[b"s", b"vCont;s:1", b"vCont;s:1;c"];
-            send(&packet(*pick(rng, steps)), &mut out);
+            send(&packet(pick::<&[u8]>(rng, steps)), &mut out);
         }
         Ending::MidContinue => {
             let continues: &[&[u8]] = &[b"c", b"vCont;c", b"vCont;c:2;s:1"];
-            send(&packet(*pick(rng, continues)), &mut out);
+            send(&packet(pick::<&[u8]>(rng, continues)), &mut out);
         }
         Ending::Detach => {
             send(&packet(b"D"), &mut out);
