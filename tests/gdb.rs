@@ -750,8 +750,9 @@ fn a_memory_read_longer_than_a_packet_is_refused_and_the_session_goes_on() {
         let reply = r.ask(wild.as_bytes()).unwrap();
         assert!(reply.starts_with(b"E") && reply.len() == 3, "{wild}: {} bytes", reply.len());
     }
-    // The largest read whose reply fits a packet, and one that starts the guest's code.
-    let most = (MAX_PACKET - 4) / 2;
+    // The largest read gdb itself asks for (half of PacketSize: `dump memory` does), and one that
+    // starts the guest's code.
+    let most = MAX_PACKET / 2;
     let reply = r.ask(format!("m0,{most:x}").as_bytes()).unwrap();
     assert_eq!(reply.len(), 2 * most);
     let code = std::fs::read(bin("hello")).unwrap();
@@ -760,6 +761,24 @@ fn a_memory_read_longer_than_a_packet_is_refused_and_the_session_goes_on() {
     assert_eq!(r.ask(b"D").unwrap(), b"OK");
     let (code, out, err) = vm.finish_within(PATIENCE, "minikvm");
     assert_eq!((code, out.as_str()), (OK, "Hello, KVM!\n"), "{err}");
+}
+
+#[test]
+fn gdb_dumps_64_kib_in_reads_the_limits_allow() {
+    if !have_gdb() {
+        eprintln!("SKIPPED memory dump: gdb is not installed");
+        return;
+    }
+    // gdb sizes its reads from PacketSize (8 KiB each here): every one must be served.
+    let vm = Vm::start(&["hello"]);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("ram.bin");
+    let t = gdb(&vm, &[&format!("dump binary memory {} 0 0x10000", dump.display()), "kill"]);
+    let bytes = std::fs::read(&dump).unwrap_or_else(|e| panic!("no dump ({e}):\n{t}"));
+    let code = std::fs::read(bin("hello")).unwrap();
+    assert_eq!(bytes.len(), 0x10000, "{t}");
+    assert_eq!(&bytes[..code.len()], &code[..], "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
 }
 
 /// Sends memory reads and never reads a reply, until the stub stops taking requests (its replies

@@ -155,17 +155,7 @@ impl Stub {
     /// panics: a panic inside is a minikvm bug, returned as [`SessionEnd::Failed`] so that the
     /// run ends instead of waiting for a stub that is gone.
     pub fn serve(self) -> SessionEnd {
-        match catch_unwind(AssertUnwindSafe(|| self.session())) {
-            Ok(end) => end,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                SessionEnd::Failed(what)
-            }
-        }
+        without_panics(|| self.session())
     }
 
     fn session(self) -> SessionEnd {
@@ -200,6 +190,21 @@ impl Stub {
             SessionEnd::RunOver | SessionEnd::NeverConnected | SessionEnd::Failed(_) => {}
         }
         end
+    }
+}
+
+/// Runs a session; a panic inside (a minikvm bug) becomes [`SessionEnd::Failed`] with its message.
+fn without_panics(session: impl FnOnce() -> SessionEnd) -> SessionEnd {
+    match catch_unwind(AssertUnwindSafe(session)) {
+        Ok(end) => end,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            SessionEnd::Failed(what)
+        }
     }
 }
 
@@ -312,5 +317,12 @@ mod tests {
         assert_eq!(parse_address("[::1]:99"), Ok("[::1]:99".parse().unwrap()));
         assert!(parse_address("abc").is_err());
         assert!(parse_address("99999").is_err());
+    }
+
+    #[test]
+    fn a_panicking_session_is_a_failed_session_not_a_dead_thread() {
+        assert_eq!(without_panics(|| SessionEnd::Detached), SessionEnd::Detached);
+        let end = std::thread::spawn(|| without_panics(|| panic!("stub bug {}", 42))).join();
+        assert_eq!(end.ok(), Some(SessionEnd::Failed("stub bug 42".into())));
     }
 }

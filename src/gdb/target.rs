@@ -49,9 +49,9 @@ const EFAULT: u8 = 14;
 /// EINVAL: what gdb gets for a request beyond the stub's limits.
 const EINVAL: u8 = 22;
 
-/// The most bytes one `m` packet may read: its reply, two hex digits a byte, fits a packet (gdb
-/// itself never asks for more, given `PacketSize`).
-pub const MAX_READ: usize = (super::conn::MAX_PACKET - 4) / 2;
+/// The most bytes one `m` packet may read: half the packet size, which is what gdb asks for at
+/// most given `PacketSize` (two hex digits a byte; gdb leaves the framing out of its sum).
+pub const MAX_READ: usize = super::conn::MAX_PACKET / 2;
 /// int3 breakpoints beyond the four debug registers (one entry per address, planted in each vCPU).
 pub const MAX_INT3: usize = 256;
 /// Write watchpoints emulated by single-stepping: each costs a comparison on every step.
