@@ -103,7 +103,7 @@ pub struct Caps {
     pub int3: bool,
     /// KVM_GUESTDBG_BLOCKIRQ: single steps do not enter interrupt handlers.
     pub block_irq: bool,
-    /// Data breakpoints fire (see [`super::probe`]); if not, `watch` steps and compares.
+    /// Data breakpoints fire (see [`crate::doctor::probe`]); if not, `watch` steps and compares.
     pub data_breakpoints: bool,
 }
 
@@ -355,7 +355,7 @@ impl Debugger {
     }
 
     /// All-stop: pauses every running vCPU and waits until each has stopped. Stops that happen
-    /// meanwhile are kept for later. A vCPU that has not stopped after [`STOP_PATIENCE`] (a
+    /// meanwhile are kept for later. A vCPU that has not stopped after a few seconds (a
     /// minikvm that cannot interrupt what the vCPU waits for) is left running, so that gdb still
     /// gets its answer; it reports its stop when it gets to it.
     pub fn stop_all(&mut self) {
