@@ -781,14 +781,32 @@ fn gdb_dumps_64_kib_in_reads_the_limits_allow() {
     assert_eq!(vm.finish().0, STOPPED);
 }
 
-/// Sends memory reads and never reads a reply, until the stub stops taking requests (its replies
-/// fill both sockets' buffers): the stub is then stuck writing.
-fn flood_without_reading(r: &mut common::remote::Remote) {
-    r.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-    let many: Vec<u8> = (0..256).flat_map(|_| common::remote::packet(b"m0,1000")).collect();
+/// True while minikvm's stub thread (named `gdb`) sleeps in a write to its socket (write(2) or
+/// sendto(2), as /proc shows the system call a thread is in).
+fn stub_blocked_writing(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().any(|t| {
+        let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        read("comm").trim() == "gdb" && matches!(read("syscall").split_whitespace().next(), Some("1" | "44"))
+    })
+}
+
+/// Sends memory reads and never reads a reply, until the stub is stuck writing one (its replies
+/// have filled both sockets' buffers). False if the stub closed the connection first.
+fn flood_without_reading(r: &mut common::remote::Remote, pid: u32) -> bool {
+    r.stream.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let many: Vec<u8> = (0..64).flat_map(|_| common::remote::packet(b"m0,1000")).collect();
     let started = Instant::now();
-    while r.send_raw(&many).is_ok() {
-        assert!(started.elapsed() < PATIENCE, "the stub kept reading requests for {PATIENCE:?}");
+    loop {
+        if stub_blocked_writing(pid) {
+            return true;
+        }
+        match r.send_raw(&many) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return false,
+        }
+        assert!(started.elapsed() < PATIENCE, "the stub never got stuck writing in {PATIENCE:?}");
     }
 }
 
@@ -796,7 +814,7 @@ fn flood_without_reading(r: &mut common::remote::Remote) {
 fn a_client_that_stops_reading_is_given_up_and_the_guest_runs_on() {
     let vm = Vm::start(&["hello"]);
     let mut r = remote(&vm);
-    flood_without_reading(&mut r);
+    assert!(flood_without_reading(&mut r, vm.child.id()));
     let line = vm.stderr.wait_for_line("lost gdb");
     assert!(line.contains("did not take a reply for 5 s"), "{line}");
     let (code, out, err) = vm.finish_within(PATIENCE, "minikvm");
@@ -808,11 +826,32 @@ fn a_client_that_stops_reading_is_given_up_and_the_guest_runs_on() {
 fn sigterm_ends_minikvm_while_a_client_is_not_reading() {
     let vm = Vm::start(&["spin"]);
     let mut r = remote(&vm);
-    flood_without_reading(&mut r);
+    assert!(flood_without_reading(&mut r, vm.child.id()));
     let asked = Instant::now();
     let _ = Command::new("kill").args(["-TERM", &vm.child.id().to_string()]).status();
     let (code, _, err) = vm.finish_within(PATIENCE, "minikvm after SIGTERM");
     assert_eq!(code, STOPPED, "{err}");
+    assert!(asked.elapsed() < WRITE_TIMEOUT + Duration::from_secs(5), "took {:?}", asked.elapsed());
+    drop(r);
+}
+
+#[test]
+fn ctrl_a_x_ends_minikvm_while_a_client_is_not_reading() {
+    // On a terminal (raw mode, where Ctrl-A x is read): a pseudo-terminal for all three streams.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut keys = std::fs::File::from(pty.master);
+    let screen = Collected::spawn(keys.try_clone().unwrap());
+    let fd = || Stdio::from(pty.slave.try_clone().unwrap());
+    let mut child =
+        common::minikvm_std().args(["--gdb", "0", "spin"]).stdin(fd()).stdout(fd()).stderr(fd()).spawn().unwrap();
+    let line = screen.wait_until("the port", |t| t.split("target remote :").nth(1).is_some_and(|r| r.contains(')')));
+    let port: u16 = line.split("target remote :").nth(1).and_then(|r| r.split(')').next()).unwrap().parse().unwrap();
+    let mut r = common::remote::Remote::connect(port, PATIENCE).unwrap();
+    assert!(flood_without_reading(&mut r, child.id()));
+    let asked = Instant::now();
+    keys.write_all(b"\x01x").unwrap();
+    let code = wait_within(&mut child, PATIENCE, "minikvm after Ctrl-A x");
+    assert_eq!(code, STOPPED, "{}", screen.text());
     assert!(asked.elapsed() < WRITE_TIMEOUT + Duration::from_secs(5), "took {:?}", asked.elapsed());
     drop(r);
 }
