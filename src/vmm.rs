@@ -23,7 +23,7 @@ use crate::kvm::{
     vcpu::{Vcpu, VcpuControl, VcpuEnd},
 };
 use crate::stats;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -417,8 +417,7 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                             deadline = cfg.timeout.map(|t| Instant::now() + t);
                         }
                         SessionEnd::Failed(why) => {
-                            let _ = writeln!(
-                                std::io::stderr(),
+                            crate::stderrln!(
                                 "\r\nminikvm: internal error: the gdb stub failed ({why}); this is a minikvm bug, \
                                  please report it\r"
                             );

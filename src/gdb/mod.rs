@@ -46,13 +46,10 @@
 //! guest runs on, as after a detach); no write to stderr or to the socket can panic; and a stub
 //! thread that dies all the same ends the run with status 7 ([`SessionEnd::Failed`]).
 
-/// Writes one line to stderr; a closed or full stderr is not worth dying for (`\r`: the terminal
-/// may be in raw mode, for the guest's console).
+/// Writes one line to stderr, never panicking ([`crate::stdio`]); `\r` because the terminal may be
+/// in raw mode, for the guest's console.
 macro_rules! note {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "{}\r", format_args!($($arg)*));
-    }};
+    ($($arg:tt)*) => { crate::stderrln!("{}\r", format_args!($($arg)*)) };
 }
 
 pub mod arch;
