@@ -830,8 +830,10 @@ fn sigterm_ends_minikvm_while_a_client_is_not_reading() {
     let asked = Instant::now();
     let _ = Command::new("kill").args(["-TERM", &vm.child.id().to_string()]).status();
     let (code, _, err) = vm.finish_within(PATIENCE, "minikvm after SIGTERM");
+    eprintln!("minikvm ended {:?} after SIGTERM", asked.elapsed());
     assert_eq!(code, STOPPED, "{err}");
-    assert!(asked.elapsed() < WRITE_TIMEOUT + Duration::from_secs(5), "took {:?}", asked.elapsed());
+    // It does not wait for the write timeout: the stopping run gives the blocked reply up.
+    assert!(asked.elapsed() < WRITE_TIMEOUT, "took {:?}", asked.elapsed());
     drop(r);
 }
 
@@ -851,8 +853,9 @@ fn ctrl_a_x_ends_minikvm_while_a_client_is_not_reading() {
     let asked = Instant::now();
     keys.write_all(b"\x01x").unwrap();
     let code = wait_within(&mut child, PATIENCE, "minikvm after Ctrl-A x");
+    eprintln!("minikvm ended {:?} after Ctrl-A x", asked.elapsed());
     assert_eq!(code, STOPPED, "{}", screen.text());
-    assert!(asked.elapsed() < WRITE_TIMEOUT + Duration::from_secs(5), "took {:?}", asked.elapsed());
+    assert!(asked.elapsed() < WRITE_TIMEOUT, "took {:?}", asked.elapsed());
     drop(r);
 }
 

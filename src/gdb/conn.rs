@@ -9,15 +9,18 @@
 //!
 //! Two limits keep a client from holding minikvm: a packet longer than [`MAX_PACKET`] ends the
 //! session as soon as its first byte too many arrives (so memory stays bounded), and a reply the
-//! client does not take within [`WRITE_TIMEOUT`] ends it too (so the stub never sits in write(2)
-//! while the run is being stopped).
+//! client does not take within [`WRITE_TIMEOUT`] ends it too — at once if the run is being stopped
+//! meanwhile (a signal, Ctrl-A x), so that nothing waits for a client that does not read.
 
+use crate::kvm::vcpu::VcpuControl;
 use gdbstub::conn::{Connection, ConnectionExt};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::EventFd;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The largest packet the stub takes, `$`, body, `#` and checksum included; announced to gdb as
@@ -27,12 +30,17 @@ pub const MAX_PACKET: usize = 16384;
 /// How long a reply may wait for the client to take it before the session is given up.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a blocked reply looks whether the run is being stopped.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
 pub struct GdbConn {
     stream: TcpStream,
     inbox: Vec<u8>,
     next: usize,
     outbox: Vec<u8>,
     framing: Framing,
+    /// The vCPUs' controls: a stop flag set on any of them means the run is ending.
+    stops: Vec<Arc<VcpuControl>>,
 }
 
 /// Where the incoming byte stream is in gdb's framing (`$BODY#CS`), to measure packets as they
@@ -72,6 +80,10 @@ fn too_large() -> std::io::Error {
     )
 }
 
+fn run_stopping() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "the run is stopping and gdb does not take its reply")
+}
+
 fn not_reading() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::TimedOut,
@@ -88,12 +100,19 @@ pub enum Wake {
 }
 
 impl GdbConn {
-    pub fn new(stream: TcpStream) -> Self {
-        GdbConn { stream, inbox: Vec::new(), next: 0, outbox: Vec::new(), framing: Framing::default() }
+    /// A connection on `stream`; `stops` are the vCPUs' controls (see [`GdbConn::stopping`]).
+    pub fn new(stream: TcpStream, stops: Vec<Arc<VcpuControl>>) -> Self {
+        GdbConn { stream, inbox: Vec::new(), next: 0, outbox: Vec::new(), framing: Framing::default(), stops }
     }
 
-    /// Sends the reply gdbstub has put together, giving up after [`WRITE_TIMEOUT`] in all (the
-    /// socket's own send timeout wakes each write(2) that makes no progress).
+    /// True once the controller stops the run: it sets every running vCPU's stop flag.
+    fn stopping(&self) -> bool {
+        self.stops.iter().any(|c| c.stop.load(Ordering::Acquire))
+    }
+
+    /// Sends the reply gdbstub has put together, giving up after [`WRITE_TIMEOUT`] in all, or as
+    /// soon as the run is being stopped. The socket's own send timeout wakes a write(2) that makes
+    /// no progress every [`STOP_CHECK`] to look.
     fn send_outbox(&mut self) -> std::io::Result<()> {
         let out = std::mem::take(&mut self.outbox);
         let deadline = Instant::now() + WRITE_TIMEOUT;
@@ -103,13 +122,15 @@ impl GdbConn {
             if left.is_zero() {
                 return Err(not_reading());
             }
-            self.stream.set_write_timeout(Some(left))?;
+            self.stream.set_write_timeout(Some(left.min(STOP_CHECK)))?;
             match Write::write(&mut self.stream, &out[sent..]) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Err(not_reading())
+                    if self.stopping() {
+                        return Err(run_stopping());
+                    }
                 }
                 Err(e) => return Err(e),
             }

@@ -167,7 +167,8 @@ impl Stub {
             note!("minikvm: gdb connected from {peer}");
         }
         dbg.choose_description();
-        let end = match drive(&mut dbg, GdbConn::new(stream)) {
+        let conn = GdbConn::new(stream, dbg.controls());
+        let end = match drive(&mut dbg, conn) {
             Ok(end) => end,
             Err(e) => SessionEnd::Lost(e),
         };

@@ -233,6 +233,11 @@ impl Debugger {
         self.ask(id, |reply| DebugRequest::WriteMem { linear, data, reply })
     }
 
+    /// Every vCPU's control flags (the connection watches their stop flags).
+    pub(super) fn controls(&self) -> Vec<Arc<VcpuControl>> {
+        self.vcpus.iter().map(|v| v.h.ctl.clone()).collect()
+    }
+
     pub(super) fn vcpu_count(&self) -> usize {
         self.vcpus.len()
     }
