@@ -100,7 +100,8 @@ pub enum Wake {
 }
 
 impl GdbConn {
-    /// A connection on `stream`; `stops` are the vCPUs' controls (see [`GdbConn::stopping`]).
+    /// A connection on `stream`; `stops` are the vCPUs' controls: a stop flag set on any of them means
+    /// the run is ending, and a blocked reply is then given up.
     pub fn new(stream: TcpStream, stops: Vec<Arc<VcpuControl>>) -> Self {
         GdbConn { stream, inbox: Vec::new(), next: 0, outbox: Vec::new(), framing: Framing::default(), stops }
     }
