@@ -8,7 +8,7 @@
 //! packets over the size limit and stray Ctrl-C bytes and nacks. A session ends in one of many ways:
 //! a disconnect in the middle of a packet, right after a step or a continue, `D`, `k`, SIGTERM, or a
 //! client that stops reading its replies. Every minikvm must end within its limit with a documented
-//! status and no panic ([`common::fuzz::contained`]).
+//! status and no panic ([`common::fuzz::contained`]), and none may grow past 64 MiB resident.
 //!
 //! A case here is one packet the stub answered: `cargo test` runs sessions until 2,000 replies have
 //! come back (more packets than that are sent: some get no reply, some end their session). A long
@@ -44,6 +44,9 @@ const GUEST_TIMEOUT: &str = "0.2";
 /// The longest a session's minikvm may take to end after the client is done: the stub's write
 /// timeout (5 s), its all-stop patience (3 s), the guest's timeout, and room for a loaded machine.
 const END_LIMIT: Duration = Duration::from_secs(30);
+
+/// No minikvm may grow beyond this (a debug build peaks at a few MiB; the packets stay under 40 KiB).
+const MAX_RSS_KIB: i64 = 64 * 1024;
 
 /// The guests a session runs (real mode: this host's KVM runs them; several = several vCPUs).
 const GUESTS: &[&[&str]] = &[
@@ -497,5 +500,11 @@ fn random_and_mutated_gdb_packets_never_crash_hang_or_bloat_minikvm() {
         replies.load(Ordering::Relaxed)
     );
     eprintln!("fuzz gdb: sessions the stub ended, by reason: {lost:?}");
+    // This file holds one test, so every child waited for is one of its minikvms (and `kill`).
+    let peak = common::kernel_elf::peak_rss_of_children_kib();
+    eprintln!("fuzz gdb: the largest minikvm peaked at {} KiB resident", peak);
+    if peak > MAX_RSS_KIB {
+        failures.push(format!("a minikvm grew to {peak} KiB resident (limit {MAX_RSS_KIB} KiB)"));
+    }
     run.finish(replies.load(Ordering::Relaxed), &failures);
 }
