@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The largest packet the stub takes, `$`, body, `#` and checksum included; announced to gdb as
-/// `PacketSize` (gdb then never sends more, and asks for memory in pieces whose reply fits).
+/// `PacketSize` (gdb then never sends more, and reads memory in pieces of at most half of it).
 pub const MAX_PACKET: usize = 16384;
 
 /// How long a reply may wait for the client to take it before the session is given up.
@@ -72,7 +72,8 @@ impl Framing {
     }
 }
 
-/// The errors that end a session on minikvm's side.
+// ----- the errors with which minikvm ends a session -----
+
 fn too_large() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,

@@ -28,8 +28,8 @@
 //! # Breakpoints and stepping
 //! `hbreak`, and `break` while one is free, use DR0–DR3; more `break`s plant int3 only where KVM
 //! intercepts it. `watch` uses debug registers, or, where KVM ignores data breakpoints
-//! ([`crate::doctor::probe`]), single-steps and compares. `stepi` holds interrupts back (KVM_GUESTDBG_BLOCKIRQ)
-//! where the host offers it. See [`breakpoints`] and gdb/README.md.
+//! ([`crate::doctor::probe`]), single-steps and compares. `stepi` holds interrupts back
+//! (KVM_GUESTDBG_BLOCKIRQ) where the host offers it. See [`breakpoints`] and gdb/README.md.
 //!
 //! # How a session ends
 //! * `detach` or `quit` in gdb: breakpoints and watchpoints are removed and the guest runs on to
@@ -41,10 +41,12 @@
 //! # What a client cannot do to minikvm
 //! Anyone who reaches the port owns the guest (its memory and registers), so minikvm listens on
 //! 127.0.0.1 unless told otherwise, and warns when it is. What a client can never do is take
-//! minikvm itself down: a packet over [`conn::MAX_PACKET`] bytes, a memory read whose reply would
-//! not fit a packet, or a reply left unread for [`conn::WRITE_TIMEOUT`] end the session (the
-//! guest runs on, as after a detach); no write to stderr or to the socket can panic; and a stub
-//! thread that dies all the same ends the run with status 7 ([`SessionEnd::Failed`]).
+//! minikvm itself down: a packet over [`conn::MAX_PACKET`] bytes or a reply left unread for
+//! [`conn::WRITE_TIMEOUT`] ends the session (the guest runs on, as after a detach), a memory read
+//! over [`target::MAX_READ`] bytes gets an error reply, and breakpoint counts are capped; no write
+//! to stderr or to the socket can panic; a stop of the run (signal, Ctrl-A x) never waits for the
+//! client; and a stub thread that dies all the same ends the run with status 7
+//! ([`SessionEnd::Failed`]).
 
 /// Writes one line to stderr, never panicking ([`crate::stdio`]); `\r` because the terminal may be
 /// in raw mode, for the guest's console.
