@@ -146,9 +146,14 @@ impl Vm {
 
     /// The same, listening on `spec` (`--gdb SPEC`).
     fn start_on(spec: &str, args: &[&str]) -> Vm {
-        let mut child = common::minikvm_std()
-            .args(["--gdb", spec])
-            .args(args)
+        let mut cmd = common::minikvm_std();
+        cmd.args(["--gdb", spec]).args(args);
+        Vm::launch(cmd)
+    }
+
+    /// Starts `cmd` (a minikvm with `--gdb`) and waits for the line with its port.
+    fn launch(mut cmd: Command) -> Vm {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -882,6 +887,19 @@ fn a_stderr_closed_after_the_waiting_line_does_not_stop_the_run() {
     assert_eq!(r.ask(b"D").unwrap(), b"OK");
     let code = wait_within(&mut child, PATIENCE, "minikvm with a closed stderr");
     assert_eq!((code, stdout.text().as_str()), (OK, "Hello, KVM!\n"));
+}
+
+#[test]
+fn a_stub_thread_that_dies_mid_session_ends_the_run_with_status_7() {
+    let mut cmd = common::minikvm_std();
+    cmd.args(["--gdb", "0", "spin"]).env("MINIKVM_FAULT_INJECT", "gdb-panic");
+    let vm = Vm::launch(cmd);
+    // The vCPU waits paused for the stub; the stub dies as gdb connects.
+    let r = remote(&vm);
+    let (code, _, err) = vm.finish_within(PATIENCE, "minikvm whose stub died");
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("internal error: the gdb stub failed (fault injected"), "{err}");
+    drop(r);
 }
 
 #[test]

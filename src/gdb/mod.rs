@@ -168,6 +168,7 @@ impl Stub {
         if let Ok(peer) = stream.peer_addr() {
             note!("minikvm: gdb connected from {peer}");
         }
+        injected_panic();
         dbg.choose_description();
         let conn = GdbConn::new(stream, dbg.controls());
         let end = match drive(&mut dbg, conn) {
@@ -190,6 +191,14 @@ impl Stub {
             SessionEnd::RunOver | SessionEnd::NeverConnected | SessionEnd::Failed(_) => {}
         }
         end
+    }
+}
+
+/// Fault injection for tests: `MINIKVM_FAULT_INJECT=gdb-panic` makes the stub's thread panic once
+/// gdb has connected, standing in for any bug that kills it mid-session (README, "Exit status").
+fn injected_panic() {
+    if std::env::var("MINIKVM_FAULT_INJECT").is_ok_and(|v| v == "gdb-panic") {
+        panic!("fault injected by MINIKVM_FAULT_INJECT");
     }
 }
 
