@@ -28,7 +28,7 @@ pub const PROBES: &[Probe] = &[
     Probe {
         name: "paging",
         what: "32-bit paging (guest sets CR0.PG)",
-        hint: "the 1K OS and --paging need it; nested/emulating KVMs often lack it: use the nested lane (.ci/nested-lane) or real hardware",
+        hint: "the 1K OS and --paging need it; nested/emulating KVMs often lack it: minikvm then runs such guests in the lab (see the README)",
         run: paging_probe,
     },
     Probe { name: "longmode", what: "64-bit long mode", hint: "not used by minikvm's guests", run: longmode_probe },

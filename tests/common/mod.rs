@@ -16,10 +16,11 @@ pub fn minikvm_bin() -> PathBuf {
     std::env::var_os("MINIKVM_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_minikvm")))
 }
 
-/// A `Command` for minikvm with colour off and an empty stdin unless the test sets one.
+/// A `Command` for minikvm with colour off and an empty stdin unless the test sets one. It never
+/// starts the lab (MINIKVM_NO_LAB): a test runs on the KVM it asked for, or skips itself.
 pub fn minikvm() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(minikvm_bin());
-    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    cmd.env("NO_COLOR", "1").env("MINIKVM_NO_LAB", "1").env_remove("RUST_LOG");
     cmd.write_stdin(Vec::<u8>::new());
     cmd.timeout(std::time::Duration::from_secs(120));
     cmd
@@ -28,7 +29,7 @@ pub fn minikvm() -> assert_cmd::Command {
 /// The same, as a plain std `Command` (for tests that drive the process themselves).
 pub fn minikvm_std() -> Command {
     let mut cmd = Command::new(minikvm_bin());
-    cmd.env("NO_COLOR", "1");
+    cmd.env("NO_COLOR", "1").env("MINIKVM_NO_LAB", "1");
     cmd
 }
 
