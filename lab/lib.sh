@@ -119,7 +119,7 @@ EOF
 resolve_packages() {
     local kpkg p v sim
     kpkg=$(apt-cache depends "$LAB_KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
-    [[ -n $kpkg ]] || lab_die "cannot resolve $LAB_KERNEL_META to a versioned kernel package"
+    [[ -n $kpkg ]] || lab_die "cannot find $LAB_KERNEL_META at $(find_mirror): $(apt_why "$LAB_CACHE/apt-update.log")"
     KVER=${kpkg#linux-image-}
     PKGS=()
     for p in "${LAB_QEMU_PKGS[@]}" "$LAB_KERNEL_META" "$kpkg" busybox-static; do
@@ -148,13 +148,22 @@ show_packages() {
     FETCH_BYTES=$total
 }
 
+# apt's first error or warning in log $1, and where the whole log is: one line.
+apt_why() {
+    local first
+    first=$(grep -m1 -E '^(E|W):' "$1" 2>/dev/null || grep -m1 '^Err:' "$1" 2>/dev/null)
+    first=$(cut -c1-200 <<<"$first")
+    echo "${first:-no message} (log: $1)"
+}
+
 fetch_and_extract() {
     local t0 t1 f p files=()
     t0=$(now)
     lab_log "first use: fetching QEMU, a Debian kernel and busybox into $LAB_CACHE (once)"
     apt_setup
     lab_log "reading the package lists (apt-get update, private lists)"
-    apt-get -q -o Dpkg::Use-Pty=0 update >"$LAB_CACHE/apt-update.log" 2>&1 || { cat "$LAB_CACHE/apt-update.log" >&2; lab_die "apt-get update failed (see above)"; }
+    apt-get -q -o Dpkg::Use-Pty=0 update >"$LAB_CACHE/apt-update.log" 2>&1 ||
+        lab_die "apt-get update failed: $(apt_why "$LAB_CACHE/apt-update.log")"
     resolve_packages
     [[ " ${PKGS[*]} " == *" qemu-system-x86="*"~bpo"* ]] ||
         lab_log "WARNING: the qemu-system-x86 candidate is not from $LAB_BACKPORTS (QEMU < 10 loses hardware breakpoints in the nested KVM)"
@@ -163,7 +172,7 @@ fetch_and_extract() {
     t1=$(now)
     # apt-get download skips the files that the cache already holds (same name and hash).
     (cd "$DEBS" && apt-get -q download "${PKGS[@]}") >"$LAB_CACHE/apt-download.log" 2>&1 ||
-        { cat "$LAB_CACHE/apt-download.log" >&2; lab_die "apt-get download failed (see above)"; }
+        lab_die "apt-get download failed: $(apt_why "$LAB_CACHE/apt-download.log")"
     lab_log "downloaded $(mb "$FETCH_BYTES") in $(since "$t1")s"
     for p in "${PKGS[@]}"; do
         f=$(cd "$DEBS" && compgen -G "${p%%=*}_$(sed 's/:/%3a/' <<<"${p#*=}")_*.deb" | head -1) ||
@@ -309,6 +318,14 @@ lab_base_image() {
     rm -rf "$IR"
 }
 
+# Concatenates archives into $1, each padded to 512 bytes (the kernel unpacks them in order).
+lab_concat() {
+    local out=$1 f
+    shift
+    : >"$out"
+    for f in "$@"; do cat "$f" >>"$out"; truncate -s %512 "$out"; done
+}
+
 # ---------------------------------------------------------------------------------------------
 # The emulated PC
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +334,8 @@ lab_base_image() {
 # SVM with nested paging), the kernel with the image $2 and the kernel command line $3.
 # Sets the array QEMU_CMD.
 lab_qemu_cmd() {
-    QEMU_CMD=(lab_qemu_env "$LAB_QEMU" -L "$LAB_ROOT/usr/share/qemu" -L "$LAB_ROOT/usr/share/seabios"
+    QEMU_CMD=(env LD_LIBRARY_PATH="$LAB_ROOT/usr/lib/x86_64-linux-gnu:$LAB_ROOT/lib/x86_64-linux-gnu"
+        QEMU_MODULE_DIR="$LAB_ROOT/usr/lib/x86_64-linux-gnu/qemu" "$LAB_QEMU" -L "$LAB_ROOT/usr/share/qemu" -L "$LAB_ROOT/usr/share/seabios"
         -accel "tcg,thread=${LAB_TCG_THREAD:-single}" -cpu "$1" -smp "${LAB_SMP:-2}" -m "${LAB_MEM:-1024}"
         -display none -no-reboot -audio none -nodefaults
         -kernel "$LAB_ROOT/boot/vmlinuz-$KVER" -initrd "$2" -append "$3 panic=-1 no_timer_check lpj=8000000 mitigations=off ${LAB_APPEND:-}")
