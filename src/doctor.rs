@@ -35,7 +35,7 @@ pub const PROBES: &[Probe] = &[
     Probe {
         name: "usercall",
         what: "ring-3 int 0x80 in long mode (DPL-3 gate)",
-        hint: "the 64-bit 1K OS's programs need it; some nested KVMs raise #UD instead: use the nested lane (.ci/nested-lane) or real hardware",
+        hint: "the 64-bit 1K OS's programs need it; some nested KVMs raise #UD instead: minikvm then runs kernels in the lab (see the README)",
         run: usercall_probe,
     },
     Probe { name: "singlestep", what: "single-step (KVM_GUESTDBG_SINGLESTEP)", hint: "gdb `stepi` needs it", run: singlestep_probe },

@@ -2,8 +2,9 @@
 //! when this host's KVM cannot run what was asked.
 //!
 //! Some KVMs (nested, emulating ones, like those of cloud VMs) run real mode but not 32-bit
-//! paging, so the 1K OS would triple-fault on them. Rather than fail, minikvm asks the doctor's
-//! `paging` probe once and, when it fails, hands the very same command line to `lab/minikvm-lab`,
+//! paging, or not ring-3 system calls in long mode, so the 1K OS would fault on them. Rather than
+//! fail, minikvm asks the doctor's probes for what a kernel may need, once each, and when one fails
+//! hands the very same command line to `lab/minikvm-lab`,
 //! which boots a small Linux with kvm-amd under QEMU and runs this minikvm binary there, with
 //! the user's terminal as its console and its exit status as ours. The script does the work
 //! (set-up, image, boot); this file only decides and hands over, so the decision stays readable.
@@ -25,13 +26,18 @@ pub const NO_LAB_ENV: &str = "MINIKVM_NO_LAB";
 /// built from).
 pub const SCRIPT_ENV: &str = "MINIKVM_LAB";
 
+/// The doctor's probes for what a kernel may need that some KVMs lack: 32-bit paging (the 1K OS,
+/// `--paging`) and ring-3 system calls in long mode (the 64-bit 1K OS's programs). A Multiboot
+/// kernel may use either, and minikvm cannot tell which before running it.
+pub const KERNEL_PROBES: &[&str] = &["paging", "usercall"];
+
 /// Why a run goes to the lab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// `--lab` asked for it.
     Asked,
-    /// The guest needs 32-bit paging and the doctor's `paging` probe failed on this host.
-    NoPaging,
+    /// The guest is a kernel and these probes (what each checks) failed on this host.
+    HostCannot(Vec<&'static str>),
 }
 
 /// Problems handing a run over to the lab.
@@ -47,8 +53,8 @@ pub enum LabError {
     Exec(PathBuf, std::io::Error),
 }
 
-/// Decides where this run goes: `None` = this host, `Some(reason)` = the lab. The probe runs at
-/// most once, and only for guests that need paging.
+/// Decides where this run goes: `None` = this host, `Some(reason)` = the lab. Each probe runs at
+/// most once, and only for kernels (plans that may turn paging on).
 pub fn choose(args: &RunArgs, cfg: &Config) -> Option<Reason> {
     if args.lab {
         return Some(Reason::Asked);
@@ -56,18 +62,24 @@ pub fn choose(args: &RunArgs, cfg: &Config) -> Option<Reason> {
     if args.no_lab || std::env::var_os(NO_LAB_ENV).is_some() || !cfg.plan.uses_paging {
         return None;
     }
-    (doctor::probe("paging") == Ok(false)).then_some(Reason::NoPaging)
+    let failing: Vec<&'static str> = doctor::PROBES
+        .iter()
+        .filter(|p| KERNEL_PROBES.contains(&p.name) && doctor::probe(p.name) == Ok(false))
+        .map(|p| p.what)
+        .collect();
+    (!failing.is_empty()).then_some(Reason::HostCannot(failing))
 }
 
 /// Says why in one line on stderr and replaces this process by the lab script, which runs this
 /// same binary with the same arguments (less `--lab`) inside the lab. Returns only on failure.
-pub fn hand_over(reason: Reason, cfg: &Config) -> ExitStatus {
+pub fn hand_over(reason: &Reason, cfg: &Config) -> ExitStatus {
     let what = cfg.names.join(" ");
     match reason {
         Reason::Asked => eprintln!("minikvm: running {what} in the lab (an emulated PC with a real KVM inside)"),
-        Reason::NoPaging => eprintln!(
-            "minikvm: this host's KVM cannot run 32-bit paging, which {what} needs (see `minikvm doctor`): \
-             running it in the lab, an emulated PC with a real KVM inside (--no-lab runs it here anyway)"
+        Reason::HostCannot(missing) => eprintln!(
+            "minikvm: this host's KVM cannot run {} (see `minikvm doctor`), which a kernel such as {what} may need: \
+             running it in the lab, an emulated PC with a real KVM inside (--no-lab runs it here anyway)",
+            missing.join(", nor ")
         ),
     }
     let err = exec_script();

@@ -51,7 +51,7 @@ fn main() {
                 Some(reason) => {
                     // The lab's script inherits the signal mask: it must see the stop signals.
                     controller::unblock_stop_signals(&stop_signals);
-                    lab::hand_over(reason, &cfg)
+                    lab::hand_over(&reason, &cfg)
                 }
                 None => vmm::run(cfg).unwrap_or_else(|e| fail(&e.to_string(), e.status())),
             },
