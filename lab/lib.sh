@@ -212,15 +212,22 @@ lab_setup() {
     lab_need apt-get "the lab's set-up needs a Debian-family host (apt-get, dpkg-deb); see the README for other hosts"
     lab_need dpkg-deb "the lab's set-up needs dpkg-deb"
     mkdir -p "$LAB_CACHE" || lab_die "cannot create the cache $LAB_CACHE"
-    exec 9>"$LAB_CACHE/.lock"
-    command -v flock >/dev/null && flock 9
+    lab_lock
     if ((${REFRESH:-0})) || ! setup_ok; then
         fetch_and_extract
         setup_ok || lab_die "the fetched QEMU does not run (see above)"
     fi
-    exec 9>&- # the lock guards the cache only while it is being filled
+    lab_unlock
     SETUP_SECS=$(since "$t0")
 }
+
+# The cache's lock (fd 9), held only while something in the cache is being filled: several labs
+# and lanes may start at once.
+lab_lock() {
+    exec 9>"$LAB_CACHE/.lock"
+    command -v flock >/dev/null && flock 9
+}
+lab_unlock() { exec 9>&-; }
 
 # ---------------------------------------------------------------------------------------------
 # Initramfs images
@@ -288,22 +295,22 @@ add_module() {
 pack() {
     local out=$1 how=${2:-}
     (cd "$IR" && find . -mindepth 1 | LC_ALL=C sort | "$LAB_BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null |
-        if [[ $how == gz ]]; then gzip -1; else cat; fi >"$out.tmp") || lab_die "packing $out failed"
-    mv "$out.tmp" "$out"
+        if [[ $how == gz ]]; then gzip -1; else cat; fi >"$out.$$.tmp") || lab_die "packing $out failed"
+    mv "$out.$$.tmp" "$out"
 }
 
 # The base image, built once per kernel and per version of lab/init.sh: busybox with its applet
 # links, the modules in load order, /init. Both the lab and the lane put their payload in a
 # second archive appended to it (the kernel unpacks concatenated archives in order).
-# Sets LAB_BASE to its path.
+# Sets LAB_BASE to its path. Call it under lab_lock.
 lab_base_image() {
     local a key
     key=$(cat "$LAB_DIR/init.sh" "$LAB_ROOT/.lane" | cksum | cut -d' ' -f1)
     LAB_BASE="$LAB_CACHE/base-$KVER-$key.cpio.gz"
     [[ -f $LAB_BASE ]] && return 0
     rm -f "$LAB_CACHE"/base-*.cpio.gz
-    IR="$LAB_CACHE/base.d"
-    rm -rf "$IR" && mkdir -p "$IR"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root,run,etc,lab}
+    IR=$(mktemp -d "$LAB_CACHE/base.XXXXXX") || lab_die "cannot write to $LAB_CACHE"
+    mkdir -p "$IR"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root,run,etc,lab}
     cp "$LAB_BUSYBOX" "$IR/bin/busybox"
     for a in $("$LAB_BUSYBOX" --list); do [[ $a == busybox ]] || ln -s busybox "$IR/bin/$a"; done
     cat >"$IR/etc/passwd" <<<"root:x:0:0:root:/root:/bin/sh"
