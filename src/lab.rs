@@ -75,15 +75,15 @@ pub fn choose(args: &RunArgs, cfg: &Config) -> Option<Reason> {
 pub fn hand_over(reason: &Reason, cfg: &Config) -> ExitStatus {
     let what = cfg.names.join(" ");
     match reason {
-        Reason::Asked => eprintln!("minikvm: running {what} in the lab (an emulated PC with a real KVM inside)"),
-        Reason::HostCannot(missing) => eprintln!(
+        Reason::Asked => crate::stderrln!("minikvm: running {what} in the lab (an emulated PC with a real KVM inside)"),
+        Reason::HostCannot(missing) => crate::stderrln!(
             "minikvm: this host's KVM cannot run {} (see `minikvm doctor`), which a kernel such as {what} may need: \
              running it in the lab, an emulated PC with a real KVM inside (--no-lab runs it here anyway)",
             missing.join(", nor ")
         ),
     }
     let err = exec_script();
-    eprintln!("minikvm: error: {err}");
+    crate::stderrln!("minikvm: error: {err}");
     ExitStatus::LabBroken
 }
 
