@@ -94,6 +94,16 @@ pub struct RunArgs {
     /// stops with exit status 5.
     #[arg(long, value_name = "SECS", default_value_t = 2.0, allow_negative_numbers = true)]
     pub eof_grace: f64,
+
+    /// Run in the lab (a PC emulated by QEMU with a real KVM inside), even if this host's KVM
+    /// could run the guest. Without it, minikvm goes there only when this host's KVM cannot.
+    #[arg(long, conflicts_with = "no_lab")]
+    pub lab: bool,
+
+    /// Never run in the lab: run here even if this host's KVM cannot run the guest (also: the
+    /// environment variable MINIKVM_NO_LAB).
+    #[arg(long)]
+    pub no_lab: bool,
 }
 
 /// Accepts decimal or 0x-prefixed hexadecimal numbers.

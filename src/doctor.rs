@@ -28,14 +28,14 @@ pub const PROBES: &[Probe] = &[
     Probe {
         name: "paging",
         what: "32-bit paging (guest sets CR0.PG)",
-        hint: "the 1K OS and --paging need it; nested/emulating KVMs often lack it: use the nested lane (.ci/nested-lane) or real hardware",
+        hint: "the 1K OS and --paging need it; nested/emulating KVMs often lack it: minikvm then runs such guests in the lab (see the README)",
         run: paging_probe,
     },
     Probe { name: "longmode", what: "64-bit long mode", hint: "not used by minikvm's guests", run: longmode_probe },
     Probe {
         name: "usercall",
         what: "ring-3 int 0x80 in long mode (DPL-3 gate)",
-        hint: "the 64-bit 1K OS's programs need it; some nested KVMs raise #UD instead: use the nested lane (.ci/nested-lane) or real hardware",
+        hint: "the 64-bit 1K OS's programs need it; some nested KVMs raise #UD instead: minikvm then runs kernels in the lab (see the README)",
         run: usercall_probe,
     },
     Probe { name: "singlestep", what: "single-step (KVM_GUESTDBG_SINGLESTEP)", hint: "gdb `stepi` needs it", run: singlestep_probe },

@@ -24,6 +24,9 @@ pub enum ExitStatus {
     Stopped = 6,
     /// minikvm itself failed (a bug: a vCPU or stub thread died); the message asks for a report.
     Internal = 7,
+    /// The lab (an emulated PC with a real KVM, for hosts whose KVM cannot run the guest) could
+    /// not be set up or failed; one line says why.
+    LabBroken = 8,
 }
 
 impl ExitStatus {

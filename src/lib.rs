@@ -19,6 +19,7 @@ pub mod exit;
 pub mod gdb;
 pub mod guests;
 pub mod kvm;
+pub mod lab;
 pub mod stats;
 pub mod stdio;
 pub mod vmm;

@@ -7,7 +7,7 @@ use clap::Parser;
 use minikvm::cli::{Cli, Command};
 use minikvm::error::ExitStatus;
 use minikvm::stdio::StderrLog;
-use minikvm::{controller, doctor, guests, kvm, stderrln, stdout, vmm};
+use minikvm::{controller, doctor, guests, kvm, lab, stderrln, stdout, vmm};
 use std::process::exit;
 
 fn main() {
@@ -46,8 +46,15 @@ fn main() {
             }
             Err(e) => fail(&e.to_string(), e.status()),
         },
-        None => match vmm::Config::from_args(&cli.run).and_then(vmm::run) {
-            Ok(status) => status,
+        None => match vmm::Config::from_args(&cli.run) {
+            Ok(cfg) => match lab::choose(&cli.run, &cfg) {
+                Some(reason) => {
+                    // The lab's script inherits the signal mask: it must see the stop signals.
+                    controller::unblock_stop_signals(&stop_signals);
+                    lab::hand_over(&reason, &cfg)
+                }
+                None => vmm::run(cfg).unwrap_or_else(|e| fail(&e.to_string(), e.status())),
+            },
             Err(e) => fail(&e.to_string(), e.status()),
         },
     };

@@ -502,7 +502,8 @@ fn severity(status: ExitStatus) -> u8 {
         ExitStatus::Stopped => 3,
         ExitStatus::GuestFault => 4,
         ExitStatus::Usage => 5,
-        ExitStatus::Host => 6,
+        // The lab failing never comes from a vCPU; it ranks with the host's failures.
+        ExitStatus::Host | ExitStatus::LabBroken => 6,
         ExitStatus::Internal => 7,
     }
 }

@@ -17,10 +17,15 @@ pub fn minikvm_bin() -> PathBuf {
     std::env::var_os("MINIKVM_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_minikvm")))
 }
 
-/// A `Command` for minikvm with colour off and an empty stdin unless the test sets one.
+/// A `Command` for minikvm with colour off and an empty stdin unless the test sets one. It never
+/// starts the lab (MINIKVM_NO_LAB) unless the run is [`through_lab`]: a test runs on the KVM it
+/// asked for, or skips itself.
 pub fn minikvm() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(minikvm_bin());
     cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    if !through_lab() {
+        cmd.env("MINIKVM_NO_LAB", "1");
+    }
     cmd.write_stdin(Vec::<u8>::new());
     cmd.timeout(std::time::Duration::from_secs(120));
     cmd
@@ -30,7 +35,16 @@ pub fn minikvm() -> assert_cmd::Command {
 pub fn minikvm_std() -> Command {
     let mut cmd = Command::new(minikvm_bin());
     cmd.env("NO_COLOR", "1");
+    if !through_lab() {
+        cmd.env("MINIKVM_NO_LAB", "1");
+    }
     cmd
+}
+
+/// True when the tests' minikvm may go to the lab (MINIKVM_TEST_THROUGH_LAB, set by `.ci/run`'s lab
+/// step): the kernel tests then run through it on a host whose KVM cannot page.
+pub fn through_lab() -> bool {
+    std::env::var_os("MINIKVM_TEST_THROUGH_LAB").is_some()
 }
 
 /// True when running inside the nested real-KVM lane.
@@ -46,7 +60,8 @@ pub fn host_can(probe: &str) -> bool {
 
 /// Skips the calling test (returns true) when the host KVM lacks `probe`, saying so on stderr.
 pub fn skip_unless(probe: &str, test: &str) -> bool {
-    if host_can(probe) {
+    // What this host's KVM cannot run of a kernel, minikvm runs in the lab by itself.
+    if host_can(probe) || (through_lab() && minikvm::lab::KERNEL_PROBES.contains(&probe)) {
         return false;
     }
     eprintln!(

@@ -1,47 +1,18 @@
-#!/bin/sh
-# /init of the nested real-KVM lane's initramfs (busybox ash, PID 1 inside QEMU TCG).
-# Built into the initramfs by .ci/nested-lane; see .ci/nested/README.md.
+# The nested lane's test run, sourced by the lab's /init (lab/init.sh) as /lane/run.sh once
+# /dev/kvm is there. Built into the image by .ci/nested-lane; see .ci/nested/README.md.
 #
-# It mounts the pseudo file systems, loads irqbypass/kvm/kvm-amd, checks /dev/kvm, runs every test
-# binary listed in /lane/tests.list (with the arguments in /lane/args, one per line) and powers off.
-# Every line meant for the host starts with "@@nested-lane: "; the host reads only those:
+# It runs every test binary listed in /lane/tests.list (with the arguments in /lane/args, one per
+# line) and powers off. Every line meant for the host starts with "@@nested-lane: "; the host reads only those:
 #   @@nested-lane: BIN <name> rc=<n> passed=<n> failed=<n> ignored=<n> self_skipped=<n> result=<ok|FAILED|none> secs=<s>
 #   @@nested-lane: SELF-SKIPPED <test>: <why>      (a test that skipped itself, see tests/common)
 #   @@nested-lane: DONE binaries=<n> passed=<n> failed=<n> ignored=<n> crashed=<n> self_skipped=<n> ...
 # "passed" excludes the self-skipped tests (libtest counts them as passed).
 #   @@nested-lane: ALIVE ...     (the watchdog, while a test binary runs over a minute)
-#   @@nested-lane: FATAL <why>
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-export HOME=/root TMPDIR=/tmp USER=root LOGNAME=root TERM=dumb LANG=C.UTF-8
-
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-exec </dev/console >/dev/console 2>&1
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mkdir -p /dev/pts /dev/shm /tmp /root /run
-ln -s /proc/self/fd /dev/fd; ln -s fd/0 /dev/stdin; ln -s fd/1 /dev/stdout; ln -s fd/2 /dev/stderr
-mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
-mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-chmod 1777 /tmp # rootfs is already in RAM; no tmpfs on top (the repo may live under /tmp)
-mount -t tmpfs tmpfs /run
-ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
-
+#   @@nested-lane: FATAL <why>   (and /init's own "@@lab: FATAL <why>")
 say() { echo "@@nested-lane: $*"; }
-up() { cut -d' ' -f1 /proc/uptime; }
-off() { sync; poweroff -f; sleep 30; }
 die() { say "FATAL $*"; off; }
 
 . /lane/config || die "no /lane/config"
-
-echo # the firmware's last line has no newline: start the markers on a line of their own
-say "init started at $(up)s: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cpus, $(uname -r)"
-
-while read -r m; do
-    [ -n "$m" ] || continue
-    insmod "/lane/modules/$m.ko" || { dmesg | tail -20; die "insmod $m failed"; }
-done </lane/modules.order
-[ -c /dev/kvm ] || { dmesg | tail -20; die "/dev/kvm did not appear after loading kvm-amd"; }
-say "kvm ready at $(up)s: kvm_amd npt=$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null) nested=$(cat /sys/module/kvm_amd/parameters/nested 2>/dev/null)"
 
 export MINIKVM_BIN="$LANE_MINIKVM" MINIKVM_NESTED_LANE=1 NO_COLOR=1 RUST_BACKTRACE=1
 export CARGO_MANIFEST_DIR="$LANE_REPO" CARGO_BIN_EXE_minikvm="$LANE_MINIKVM"
