@@ -112,12 +112,15 @@ fn no_permission_on_kvm_says_what_to_do() {
     let root = std::fs::read_to_string("/proc/self/status")
         .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false);
-    let setpriv = std::path::Path::new("/usr/bin/setpriv");
-    if !root || !setpriv.exists() {
-        eprintln!("SKIPPED no_permission_on_kvm_says_what_to_do: needs root and /usr/bin/setpriv to drop privileges");
+    let test = "no_permission_on_kvm_says_what_to_do";
+    if !root {
+        common::skip(test, "needs root, to run minikvm as another user");
         return;
     }
-    let out = std::process::Command::new(setpriv)
+    if common::skip_unless_installed("setpriv", test) {
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(common::minikvm_bin())
         .arg("hello")
@@ -171,7 +174,7 @@ fn sigterm_stops_a_running_guest_with_status_6() {
 #[test]
 fn a_kernel_runs_alone() {
     let Some(os) = minikvm::guests::builtin("os-1k") else {
-        eprintln!("SKIPPED a_kernel_runs_alone: the 1K OS is not built into this minikvm");
+        common::skip("a_kernel_runs_alone", "the 1K OS is not built into this minikvm");
         return;
     };
     let out = minikvm().args([os.name, "hello"]).output().unwrap();
@@ -182,14 +185,10 @@ fn a_kernel_runs_alone() {
 /// A hypercall costs one KVM_RUN round trip: BL comes from sync_regs, never from KVM_GET_REGS.
 #[test]
 fn putchar_reads_registers_without_extra_ioctls() {
-    let strace = std::path::Path::new("/usr/bin/strace");
-    if !strace.exists() {
-        eprintln!(
-            "SKIPPED putchar_reads_registers_without_extra_ioctls: needs /usr/bin/strace (Debian package strace)"
-        );
+    if common::skip_unless_installed("strace", "putchar_reads_registers_without_extra_ioctls") {
         return;
     }
-    let out = std::process::Command::new(strace)
+    let out = std::process::Command::new("strace")
         .args(["-f", "-e", "trace=ioctl", "-o", "/dev/stderr"])
         .arg(common::minikvm_bin())
         .arg("hello")

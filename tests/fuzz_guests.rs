@@ -197,9 +197,9 @@ fn template_guests_are_contained() {
 #[test]
 fn random_guests_are_contained() {
     if common::in_nested_lane() {
-        eprintln!(
-            "SKIPPED random_guests_are_contained: QEMU's TCG under the nested lane crashes on random code; \
-             this test runs on the host lane"
+        common::skip(
+            "random_guests_are_contained",
+            "QEMU's TCG under the nested lane crashes on random code; this test runs on the host lane",
         );
         return;
     }

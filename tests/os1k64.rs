@@ -49,7 +49,7 @@ fn minikvm_a_program_whose_system_call_faults_is_killed_and_the_shell_lives_on()
         return;
     }
     if common::host_can("usercall") {
-        eprintln!("SKIPPED {test}: this host's KVM runs ring-3 system calls (the program cases cover it)");
+        common::skip(test, "this host's KVM runs ring-3 system calls (the program cases cover it)");
         return;
     }
     let output = common::minikvm()

@@ -6,8 +6,11 @@
 
 pub mod fuzz;
 pub mod kernel_elf;
-pub mod remote;
+pub mod skip;
 pub mod x86;
+
+#[allow(unused_imports)] // not every test binary skips
+pub use skip::{skip, skip_unless_installed};
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -58,15 +61,18 @@ pub fn host_can(probe: &str) -> bool {
     minikvm_std().args(["doctor", "--probe", probe]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// Skips the calling test (returns true) when the host KVM lacks `probe`, saying so on stderr.
+/// Skips the calling test (returns true) when the host KVM lacks `probe`, saying so (see [`skip`]).
 pub fn skip_unless(probe: &str, test: &str) -> bool {
     // What this host's KVM cannot run of a kernel, minikvm runs in the lab by itself.
     if host_can(probe) || (through_lab() && minikvm::lab::KERNEL_PROBES.contains(&probe)) {
         return false;
     }
-    eprintln!(
-        "SKIPPED {test}: this host's KVM cannot do `{probe}` (see `minikvm doctor`); \
-         the nested real-KVM lane (.ci/nested-lane) runs it"
+    skip(
+        test,
+        &format!(
+            "this host's KVM cannot do `{probe}` (see `minikvm doctor`); \
+             the nested real-KVM lane (.ci/nested-lane) runs these tests"
+        ),
     );
     true
 }

@@ -6,9 +6,9 @@
 //! the page-table root, eip/rip) come from the [`Flavour`].
 //!
 //! The QEMU tests need `qemu-system-i386` and `qemu-system-x86_64` (Debian/Ubuntu: `apt-get
-//! install qemu-system-x86`); they are skipped only inside the nested real-KVM lane, which has no
-//! QEMU. The minikvm tests ask `minikvm doctor` whether this host's KVM can run what the case
-//! needs and skip themselves elsewhere.
+//! install qemu-system-x86`); where it is not installed (the nested real-KVM lane has none) they
+//! are skipped and counted as such (`tests/common/skip.rs`). The minikvm tests ask `minikvm doctor`
+//! whether this host's KVM can run what the case needs and skip themselves elsewhere.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -372,9 +372,8 @@ pub fn kernel_elf(flavour: &Flavour) -> PathBuf {
 }
 
 pub fn run_qemu(flavour: &Flavour, test: &str, case: &Case) {
-    if crate::common::in_nested_lane() {
-        eprintln!("SKIPPED {test}: there is no QEMU inside the nested lane");
-        return;
+    if crate::common::skip_unless_installed(flavour.qemu, test) {
+        return; // e.g. in the nested lane, which has no QEMU
     }
     let qemu_name = flavour.qemu;
     // -display none, not -nographic: with -nographic the firmware (SeaBIOS) also reads the serial
@@ -388,9 +387,6 @@ pub fn run_qemu(flavour: &Flavour, test: &str, case: &Case) {
         .args(["-monitor", "none", "-serial", "stdio"]);
     let (status, out, err) = match run_with_timeout(qemu, case.input, Duration::from_secs(60)) {
         Ok(done) => done,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("{test}: {qemu_name} not found; install it (Debian/Ubuntu: apt-get install qemu-system-x86)")
-        }
         Err(e) => panic!("{test}: cannot run {qemu_name}: {e}"),
     };
     let Some(status) = status else {
