@@ -28,7 +28,7 @@
 //! # Breakpoints and stepping
 //! `hbreak`, and `break` while one is free, use DR0–DR3; more `break`s plant int3 only where KVM
 //! intercepts it. `watch` uses debug registers, or, where KVM ignores data breakpoints
-//! ([`probe`]), single-steps and compares. `stepi` holds interrupts back (KVM_GUESTDBG_BLOCKIRQ)
+//! ([`crate::doctor::probe`]), single-steps and compares. `stepi` holds interrupts back (KVM_GUESTDBG_BLOCKIRQ)
 //! where the host offers it. See [`breakpoints`] and gdb/README.md.
 //!
 //! # How a session ends

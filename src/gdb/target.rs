@@ -91,7 +91,7 @@ pub struct Caps {
     pub int3: bool,
     /// KVM_GUESTDBG_BLOCKIRQ: single steps do not enter interrupt handlers.
     pub block_irq: bool,
-    /// Data breakpoints fire (see [`super::probe`]); if not, `watch` steps and compares.
+    /// Data breakpoints fire (see [`crate::doctor::probe`]); if not, `watch` steps and compares.
     pub data_breakpoints: bool,
 }
 
