@@ -7,13 +7,10 @@
 
 mod common;
 
-use nix::pty::openpty;
-use nix::sys::termios::{tcgetattr, Termios};
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use common::pty::{same, Pty};
+use std::io::Write;
+use std::process::Child;
+use std::time::Duration;
 
 /// How long a lab may take to boot to the 1K OS menu on a busy host.
 const BOOT_LIMIT: Duration = Duration::from_secs(120);
@@ -22,83 +19,17 @@ fn skip_without_lab(test: &str) -> bool {
     if common::through_lab() {
         return false;
     }
-    eprintln!("SKIPPED {test}: boots the lab; set MINIKVM_TEST_THROUGH_LAB=1 (`.ci/run` does)");
+    common::skip(test, "boots the lab; set MINIKVM_TEST_THROUGH_LAB=1 (`.ci/run` does)");
     true
 }
 
-/// A pseudo-terminal whose master side collects everything written to it.
-struct Pty {
-    master: std::fs::File,
-    slave: OwnedFd,
-    output: Arc<Mutex<Vec<u8>>>,
-}
-
-fn pty() -> Pty {
-    let p = openpty(None, None).expect("openpty");
-    let master = std::fs::File::from(p.master);
-    let mut reader = master.try_clone().expect("clone master");
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let out2 = output.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            out2.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    Pty { master, slave: p.slave, output }
-}
-
-impl Pty {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
-    }
-
-    fn wait_for(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.text().contains(needle) {
-            assert!(start.elapsed() < BOOT_LIMIT, "never saw {needle:?}; the terminal shows:\n{}", self.text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Starts `minikvm --lab ARGS` with this terminal as stdin, stdout and stderr.
-    fn spawn(&self, args: &[&str]) -> Child {
-        let fd = || Stdio::from(self.slave.try_clone().expect("clone slave"));
-        common::minikvm_std()
-            .arg("--lab")
-            .args(args)
-            .current_dir(std::env::temp_dir())
-            .stdin(fd())
-            .stdout(fd())
-            .stderr(fd())
-            .spawn()
-            .expect("spawn minikvm")
-    }
+/// Starts `minikvm --lab ARGS` with the terminal `p` as stdin, stdout and stderr.
+fn spawn_in_lab(p: &Pty, args: &[&str]) -> Child {
+    p.spawn(common::minikvm_std().arg("--lab").args(args).current_dir(std::env::temp_dir()))
 }
 
 fn wait(child: &mut Child) -> i32 {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("the lab did not end");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn same(a: &Termios, b: &Termios) -> bool {
-    a.input_flags == b.input_flags
-        && a.output_flags == b.output_flags
-        && a.control_flags == b.control_flags
-        && a.local_flags == b.local_flags
-        && a.control_chars == b.control_chars
+    common::pty::wait(child, Duration::from_secs(60))
 }
 
 #[test]
@@ -106,17 +37,17 @@ fn lab_typed_keys_reach_the_1k_os_and_ctrl_a_x_quits_with_the_terminal_restored(
     if skip_without_lab("lab_typed_keys_reach_the_1k_os_and_ctrl_a_x_quits_with_the_terminal_restored") {
         return;
     }
-    let mut p = pty();
-    let before = tcgetattr(&p.slave).unwrap();
-    let mut child = p.spawn(&["os-1k"]);
-    p.wait_for("choice> ");
-    assert!(!same(&before, &tcgetattr(&p.slave).unwrap()), "the terminal should be raw while the lab runs");
+    let mut p = Pty::new();
+    let before = p.settings();
+    let mut child = spawn_in_lab(&p, &["os-1k"]);
+    p.wait_for("choice> ", BOOT_LIMIT);
+    assert!(!same(&before, &p.settings()), "the terminal should be raw while the lab runs");
     // Typed keys, Enter as a terminal sends it (a carriage return), reach the kernel's UART.
     p.master.write_all(b"4\r").unwrap();
-    p.wait_for("233 377");
+    p.wait_for("233 377", BOOT_LIMIT);
     p.master.write_all(b"\x01x").unwrap();
     assert_eq!(wait(&mut child), 6, "Ctrl-A x ends minikvm in the lab with status 6:\n{}", p.text());
-    assert!(same(&before, &tcgetattr(&p.slave).unwrap()), "terminal not restored after Ctrl-A x");
+    assert!(same(&before, &p.settings()), "terminal not restored after Ctrl-A x");
     assert!(p.text().contains("quit (Ctrl-A x)"), "minikvm's own message is missing:\n{}", p.text());
 }
 
@@ -125,13 +56,13 @@ fn lab_a_signal_ends_it_with_the_terminal_restored() {
     if skip_without_lab("lab_a_signal_ends_it_with_the_terminal_restored") {
         return;
     }
-    let p = pty();
-    let before = tcgetattr(&p.slave).unwrap();
-    let mut child = p.spawn(&["os-1k"]);
-    p.wait_for("choice> ");
+    let p = Pty::new();
+    let before = p.settings();
+    let mut child = spawn_in_lab(&p, &["os-1k"]);
+    p.wait_for("choice> ", BOOT_LIMIT);
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert_eq!(wait(&mut child), 6, "SIGTERM ends the lab with status 6:\n{}", p.text());
-    assert!(same(&before, &tcgetattr(&p.slave).unwrap()), "terminal not restored after SIGTERM");
+    assert!(same(&before, &p.settings()), "terminal not restored after SIGTERM");
 }
 
 #[test]
@@ -171,7 +102,10 @@ fn a_missing_set_up_is_one_line_and_status_8() {
 #[test]
 fn no_lab_and_its_variable_keep_a_kernel_on_this_host() {
     if common::host_can("paging") {
-        eprintln!("SKIPPED no_lab_and_its_variable_keep_a_kernel_on_this_host: this host's KVM pages, so no run goes to the lab");
+        common::skip(
+            "no_lab_and_its_variable_keep_a_kernel_on_this_host",
+            "this host's KVM pages, so no run goes to the lab",
+        );
         return;
     }
     // Without the lab, the 1K OS triple-faults here (status 1) and minikvm says why; nothing
