@@ -416,6 +416,14 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
                         SessionEnd::Detached | SessionEnd::Lost(_) => {
                             deadline = cfg.timeout.map(|t| Instant::now() + t);
                         }
+                        SessionEnd::Failed(why) => {
+                            crate::stderrln!(
+                                "\r\nminikvm: internal error: the gdb stub failed ({why}); this is a minikvm bug, \
+                                 please report it\r"
+                            );
+                            stop = Some(StopReason::Internal);
+                            stop_all(&ends);
+                        }
                         SessionEnd::RunOver | SessionEnd::NeverConnected => {}
                     }
                 }

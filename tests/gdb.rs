@@ -105,14 +105,20 @@ impl Collected {
 
 /// Waits for a child with a hard limit; kills it (and fails) if it does not end.
 fn wait_limited(child: &mut Child, what: &str) -> i32 {
-    let deadline = Instant::now() + LIMIT;
+    wait_within(child, LIMIT, what)
+}
+
+/// Waits for a child at most `limit`; kills it (and fails) if it does not end.
+fn wait_within(child: &mut Child, limit: Duration, what: &str) -> i32 {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status.code().unwrap_or(-1);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{what} did not end within {LIMIT:?}");
+            let _ = child.wait();
+            panic!("{what} did not end within {limit:?}");
         }
         thread::sleep(Duration::from_millis(20));
     }
@@ -129,9 +135,19 @@ struct Vm {
 
 impl Vm {
     fn start(args: &[&str]) -> Vm {
-        let mut child = common::minikvm_std()
-            .args(["--gdb", "0"])
-            .args(args)
+        Vm::start_on("0", args)
+    }
+
+    /// The same, listening on `spec` (`--gdb SPEC`).
+    fn start_on(spec: &str, args: &[&str]) -> Vm {
+        let mut cmd = common::minikvm_std();
+        cmd.args(["--gdb", spec]).args(args);
+        Vm::launch(cmd)
+    }
+
+    /// Starts `cmd` (a minikvm with `--gdb`) and waits for the line with its port.
+    fn launch(mut cmd: Command) -> Vm {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -171,6 +187,20 @@ impl Vm {
     fn terminate(self) -> (i32, String, String) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         self.finish()
+    }
+
+    /// Like [`Vm::finish`], but minikvm must end within `limit` (it is killed otherwise).
+    fn finish_within(mut self, limit: Duration, what: &str) -> (i32, String, String) {
+        drop(self.stdin.take());
+        let code = wait_within(&mut self.child, limit, what);
+        (code, self.stdout.text(), self.stderr.text())
+    }
+
+    /// The most memory minikvm has used so far (VmHWM, in bytes).
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
     }
 }
 
@@ -654,6 +684,257 @@ fn unmapped_memory_is_an_error_not_a_crash() {
     let t = gdb(&vm, &["x/4xb 0x3fffe", "x/4xb 0x7fffffff", "p/x $pc", "detach"]);
     assert!(t.contains("Cannot access memory at address 0x7fffffff"), "{t}");
     assert_eq!(vm.finish().0, OK);
+}
+
+// ----- containment: what a gdb client cannot do to minikvm ----------------------------------------
+
+/// The largest packet the stub takes, `$`, body, `#` and checksum included (gdb/README.md).
+const MAX_PACKET: usize = 16384;
+/// How long the stub waits for a client to take a reply before it gives the session up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Far more than any of these tests needs, far less than a hang.
+const PATIENCE: Duration = Duration::from_secs(30);
+const MIB: u64 = 1 << 20;
+
+fn remote(vm: &Vm) -> common::remote::Remote {
+    common::remote::Remote::connect(vm.port, PATIENCE).expect("cannot connect to the stub")
+}
+
+#[test]
+fn packet_size_is_announced_and_a_larger_packet_closes_the_session() {
+    let vm = Vm::start(&["--timeout", "1", "spin"]);
+    let mut r = remote(&vm);
+    let supported = r.ask(b"qSupported:multiprocess+").unwrap();
+    assert_eq!(common::remote::packet_size(&supported), Some(MAX_PACKET), "{}", String::from_utf8_lossy(&supported));
+    // A packet of exactly the maximum size is taken: a write of zeros well above spin's code.
+    let header = b"X1000,";
+    let mut body = Vec::new();
+    let mut len = MAX_PACKET - 4 - header.len() - 1; // `$`, `#`, checksum, and the `:`
+    len -= format!("{len:x}").len();
+    body.extend_from_slice(format!("X1000,{len:x}:").as_bytes());
+    body.resize(body.len() + len, 0);
+    assert_eq!(common::remote::packet(&body).len(), MAX_PACKET);
+    assert_eq!(r.ask(&body).unwrap(), b"OK");
+    // 64 MiB after a `$` and never a `#`: the stub must stop reading long before the end.
+    let mut writer = r.stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 20];
+        let _ = writer.write_all(b"$");
+        for _ in 0..64 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let line = vm.stderr.wait_for_line("lost gdb");
+    assert!(line.contains(&format!("larger than {MAX_PACKET} bytes")), "{line}");
+    sender.join().unwrap();
+    let peak = vm.peak_rss();
+    assert!(peak < 32 * MIB, "minikvm grew to {} MiB", peak / MIB);
+    // The session is over: the guest ran on (detached) into its --timeout.
+    let (code, _, err) = vm.finish_within(PATIENCE, "minikvm");
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn a_memory_read_longer_than_a_packet_is_refused_and_the_session_goes_on() {
+    let vm = Vm::start(&["hello"]);
+    let mut r = remote(&vm);
+    r.ask(b"qSupported:multiprocess+").unwrap();
+    for wild in ["m0,ffffffffffffffff", "m0,4000", "mffffffff,ffffffff"] {
+        let reply = r.ask(wild.as_bytes()).unwrap();
+        assert!(reply.starts_with(b"E") && reply.len() == 3, "{wild}: {} bytes", reply.len());
+    }
+    // The largest read gdb itself asks for (half of PacketSize: `dump memory` does), and one that
+    // starts the guest's code.
+    let most = MAX_PACKET / 2;
+    let reply = r.ask(format!("m0,{most:x}").as_bytes()).unwrap();
+    assert_eq!(reply.len(), 2 * most);
+    let code = std::fs::read(bin("hello")).unwrap();
+    let hex: String = code[..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(r.ask(b"m0,4").unwrap(), hex.as_bytes());
+    assert_eq!(r.ask(b"D").unwrap(), b"OK");
+    let (code, out, err) = vm.finish_within(PATIENCE, "minikvm");
+    assert_eq!((code, out.as_str()), (OK, "Hello, KVM!\n"), "{err}");
+}
+
+#[test]
+fn gdb_dumps_64_kib_in_reads_the_limits_allow() {
+    if common::skip_unless_installed("gdb", "gdb_dumps_64_kib_in_reads_the_limits_allow") {
+        return;
+    }
+    // gdb sizes its reads from PacketSize (8 KiB each here): every one must be served.
+    let vm = Vm::start(&["hello"]);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("ram.bin");
+    let t = gdb(&vm, &[&format!("dump binary memory {} 0 0x10000", dump.display()), "kill"]);
+    let bytes = std::fs::read(&dump).unwrap_or_else(|e| panic!("no dump ({e}):\n{t}"));
+    let code = std::fs::read(bin("hello")).unwrap();
+    assert_eq!(bytes.len(), 0x10000, "{t}");
+    assert_eq!(&bytes[..code.len()], &code[..], "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
+}
+
+/// True while minikvm's stub thread (named `gdb`) sleeps in a write to its socket (write(2) or
+/// sendto(2), as /proc shows the system call a thread is in).
+fn stub_blocked_writing(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().any(|t| {
+        let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        read("comm").trim() == "gdb" && matches!(read("syscall").split_whitespace().next(), Some("1" | "44"))
+    })
+}
+
+/// Sends memory reads and never reads a reply, until the stub is stuck writing one (its replies
+/// have filled both sockets' buffers). False if the stub closed the connection first.
+fn flood_without_reading(r: &mut common::remote::Remote, pid: u32) -> bool {
+    r.stream.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let many: Vec<u8> = (0..64).flat_map(|_| common::remote::packet(b"m0,1000")).collect();
+    let started = Instant::now();
+    loop {
+        if stub_blocked_writing(pid) {
+            return true;
+        }
+        match r.send_raw(&many) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return false,
+        }
+        assert!(started.elapsed() < PATIENCE, "the stub never got stuck writing in {PATIENCE:?}");
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_given_up_and_the_guest_runs_on() {
+    let vm = Vm::start(&["hello"]);
+    let mut r = remote(&vm);
+    assert!(flood_without_reading(&mut r, vm.child.id()));
+    let line = vm.stderr.wait_for_line("lost gdb");
+    assert!(line.contains("did not take a reply for 5 s"), "{line}");
+    let (code, out, err) = vm.finish_within(PATIENCE, "minikvm");
+    assert_eq!((code, out.as_str()), (OK, "Hello, KVM!\n"), "{err}");
+    drop(r);
+}
+
+#[test]
+fn sigterm_ends_minikvm_while_a_client_is_not_reading() {
+    let vm = Vm::start(&["spin"]);
+    let mut r = remote(&vm);
+    assert!(flood_without_reading(&mut r, vm.child.id()));
+    let asked = Instant::now();
+    let _ = Command::new("kill").args(["-TERM", &vm.child.id().to_string()]).status();
+    let (code, _, err) = vm.finish_within(PATIENCE, "minikvm after SIGTERM");
+    eprintln!("minikvm ended {:?} after SIGTERM", asked.elapsed());
+    assert_eq!(code, STOPPED, "{err}");
+    // It does not wait for the write timeout: the stopping run gives the blocked reply up.
+    assert!(asked.elapsed() < WRITE_TIMEOUT, "took {:?}", asked.elapsed());
+    drop(r);
+}
+
+#[test]
+fn ctrl_a_x_ends_minikvm_while_a_client_is_not_reading() {
+    // On a terminal (raw mode, where Ctrl-A x is read): a pseudo-terminal for all three streams.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut keys = std::fs::File::from(pty.master);
+    let screen = Collected::spawn(keys.try_clone().unwrap());
+    let fd = || Stdio::from(pty.slave.try_clone().unwrap());
+    let mut child =
+        common::minikvm_std().args(["--gdb", "0", "spin"]).stdin(fd()).stdout(fd()).stderr(fd()).spawn().unwrap();
+    let line = screen.wait_until("the port", |t| t.split("target remote :").nth(1).is_some_and(|r| r.contains(')')));
+    let port: u16 = line.split("target remote :").nth(1).and_then(|r| r.split(')').next()).unwrap().parse().unwrap();
+    let mut r = common::remote::Remote::connect(port, PATIENCE).unwrap();
+    assert!(flood_without_reading(&mut r, child.id()));
+    let asked = Instant::now();
+    keys.write_all(b"\x01x").unwrap();
+    let code = wait_within(&mut child, PATIENCE, "minikvm after Ctrl-A x");
+    eprintln!("minikvm ended {:?} after Ctrl-A x", asked.elapsed());
+    assert_eq!(code, STOPPED, "{}", screen.text());
+    assert!(asked.elapsed() < WRITE_TIMEOUT, "took {:?}", asked.elapsed());
+    drop(r);
+}
+
+#[test]
+fn a_stderr_closed_after_the_waiting_line_does_not_stop_the_run() {
+    // Not Vm::start: this test closes minikvm's stderr itself, right after the line with the port.
+    let mut child = common::minikvm_std()
+        .args(["--gdb", "0", "hello"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Collected::spawn(child.stdout.take().unwrap());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("target remote :") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "no port line");
+    }
+    let port: u16 = line.split("target remote :").nth(1).and_then(|p| p.split(')').next()).unwrap().parse().unwrap();
+    drop(stderr);
+    let mut r = common::remote::Remote::connect(port, PATIENCE).unwrap();
+    assert_eq!(r.ask(b"D").unwrap(), b"OK");
+    let code = wait_within(&mut child, PATIENCE, "minikvm with a closed stderr");
+    assert_eq!((code, stdout.text().as_str()), (OK, "Hello, KVM!\n"));
+}
+
+#[test]
+fn a_stub_thread_that_dies_mid_session_ends_the_run_with_status_7() {
+    let mut cmd = common::minikvm_std();
+    cmd.args(["--gdb", "0", "spin"]).env("MINIKVM_FAULT_INJECT", "gdb-panic");
+    let vm = Vm::launch(cmd);
+    // The vCPU waits paused for the stub; the stub dies as gdb connects.
+    let r = remote(&vm);
+    let (code, _, err) = vm.finish_within(PATIENCE, "minikvm whose stub died");
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("internal error: the gdb stub failed (fault injected"), "{err}");
+    drop(r);
+}
+
+#[test]
+fn ctrl_c_stops_a_guest_waiting_in_getchar_on_an_open_pipe() {
+    if skip("ctrl-c getchar") {
+        return;
+    }
+    // stdin stays open and empty: GETCHAR waits for a byte that does not come.
+    let vm = Vm::start(&["hctest"]);
+    let sym = symbol_file("hctest");
+    let g = Gdb::spawn(&vm, &[&sym, "continue", "p/x $pc", "p $cs", "kill"]);
+    vm.stdout.wait_for("reading a line with GETCHAR");
+    assert!(Command::new("kill").args(["-INT", &g.child.id().to_string()]).status().unwrap().success());
+    let mut child = g.child;
+    wait_within(&mut child, PATIENCE, "gdb after Ctrl-C");
+    let t = format!("{}\n--- gdb stderr ---\n{}", g.stdout.text(), g.stderr.text());
+    eprintln!("--- gdb\n{t}");
+    assert!(t.contains("Program received signal SIGINT"), "{t}");
+    // $pc inside hctest's code, $cs = 0: registers of a stopped vCPU, read after the stop.
+    let values = printed_values(&t);
+    let size = std::fs::metadata(bin("hctest")).unwrap().len();
+    assert!(values.len() == 2 && values[0] < size && values[1] == 0, "{t}");
+    assert_eq!(vm.finish_within(PATIENCE, "minikvm").0, STOPPED);
+}
+
+#[test]
+fn listening_beyond_loopback_warns_that_anyone_can_take_the_guest() {
+    let vm = Vm::start_on("0.0.0.0:0", &["hello"]);
+    let line = vm.stderr.wait_for_line("warning");
+    assert!(line.contains("0.0.0.0") && line.contains("anyone who can reach"), "{line}");
+    let (code, _, _) = vm.terminate();
+    assert_eq!(code, STOPPED);
+    let vm = Vm::start(&["hello"]);
+    let (_, _, err) = vm.terminate();
+    assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_is_a_usage_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = common::minikvm().args(["--gdb", &port, "hello"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(USAGE), "{err}");
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")) && err.contains("in use"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 // ----- the 1K OS (needs 32-bit paging) --------------------------------------------------------

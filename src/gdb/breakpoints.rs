@@ -109,6 +109,11 @@ impl Breakpoints {
         !freed.is_empty()
     }
 
+    /// How many addresses hold int3 breakpoints.
+    pub fn int3_count(&self) -> usize {
+        self.int3.len()
+    }
+
     pub fn free_slots(&self) -> usize {
         self.regs.free_slots()
     }

@@ -28,8 +28,8 @@
 //! # Breakpoints and stepping
 //! `hbreak`, and `break` while one is free, use DR0–DR3; more `break`s plant int3 only where KVM
 //! intercepts it. `watch` uses debug registers, or, where KVM ignores data breakpoints
-//! ([`crate::doctor::probe`]), single-steps and compares. `stepi` holds interrupts back (KVM_GUESTDBG_BLOCKIRQ)
-//! where the host offers it. See [`breakpoints`] and gdb/README.md.
+//! ([`crate::doctor::probe`]), single-steps and compares. `stepi` holds interrupts back
+//! (KVM_GUESTDBG_BLOCKIRQ) where the host offers it. See [`breakpoints`] and gdb/README.md.
 //!
 //! # How a session ends
 //! * `detach` or `quit` in gdb: breakpoints and watchpoints are removed and the guest runs on to
@@ -37,6 +37,22 @@
 //! * `kill`: the run stops, minikvm exits with status 6 ("stopped").
 //! * a connection that breaks (gdb killed, network gone) or a protocol error: like `detach`.
 //! * every vCPU ended: gdb is told the exit code minikvm will return.
+//!
+//! # What a client cannot do to minikvm
+//! Anyone who reaches the port owns the guest (its memory and registers), so minikvm listens on
+//! 127.0.0.1 unless told otherwise, and warns when it is. What a client can never do is take
+//! minikvm itself down: a packet over [`conn::MAX_PACKET`] bytes or a reply left unread for
+//! [`conn::WRITE_TIMEOUT`] ends the session (the guest runs on, as after a detach), a memory read
+//! over [`target::MAX_READ`] bytes gets an error reply, and breakpoint counts are capped; no write
+//! to stderr or to the socket can panic; a stop of the run (signal, Ctrl-A x) never waits for the
+//! client; and a stub thread that dies all the same ends the run with status 7
+//! ([`SessionEnd::Failed`]).
+
+/// Writes one line to stderr, never panicking ([`crate::stdio`]); `\r` because the terminal may be
+/// in raw mode, for the guest's console.
+macro_rules! note {
+    ($($arg:tt)*) => { crate::stderrln!("{}\r", format_args!($($arg)*)) };
+}
 
 pub mod arch;
 pub mod breakpoints;
@@ -51,11 +67,12 @@ use crate::error::{Error, Result};
 use conn::{GdbConn, Wake};
 use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
-use gdbstub::stub::{DisconnectReason, GdbStub};
+use gdbstub::stub::{DisconnectReason, GdbStubBuilder};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::EventFd;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc};
 use target::Debugger;
 
@@ -72,6 +89,8 @@ pub enum SessionEnd {
     Killed,
     /// Every vCPU ended while gdb was attached.
     RunOver,
+    /// The stub itself failed (a minikvm bug): the run stops with status 7.
+    Failed(String),
 }
 
 /// `PORT` or `ADDR:PORT` (ADDR defaults to 127.0.0.1; a host name is looked up).
@@ -86,20 +105,34 @@ pub fn parse_address(s: &str) -> std::result::Result<SocketAddr, String> {
     s.to_socket_addrs().map_err(|e| format!("--gdb `{s}`: {e}"))?.next().ok_or_else(bad)
 }
 
-/// Listens for gdb on `PORT` or `ADDR:PORT` (nothing is accepted before [`Stub::serve`]).
+/// Listens for gdb on `PORT` or `ADDR:PORT` (nothing is accepted before [`Stub::serve`]). An
+/// address that cannot be listened on (a port in use, an address not on this host) is the
+/// user's to change: a usage error, not a host failure.
 pub fn listen(spec: &str) -> Result<TcpListener> {
     let addr = parse_address(spec).map_err(Error::usage)?;
-    TcpListener::bind(addr).map_err(|e| Error::Host(format!("--gdb: cannot listen on {addr}: {e}")))
+    TcpListener::bind(addr).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => " (--gdb 0 picks a free port)",
+            _ => "",
+        };
+        Error::usage(format!("--gdb: cannot listen on {addr}: {e}{hint}"))
+    })
 }
 
-/// Says on stderr where gdb can connect (the real port when 0 was asked for). `symbols`: the ELF of
-/// a real-mode guest, whose symbols gdb should load with `symbol-file`.
+/// Says on stderr where gdb can connect (the real port when 0 was asked for), and warns when that
+/// is beyond this machine. `symbols`: the ELF of a real-mode guest, whose symbols gdb should load
+/// with `symbol-file`.
 pub fn announce(listener: &TcpListener, symbols: Option<&str>) -> Result<()> {
     let local = listener.local_addr().map_err(|e| Error::Host(format!("--gdb: {e}")))?;
-    // `\r`: the terminal may be in raw mode already (the guest's console).
-    eprintln!("minikvm: waiting for gdb on {local} (in gdb: target remote :{})\r", local.port());
+    if !local.ip().is_loopback() {
+        note!(
+            "minikvm: warning: the gdb stub listens on {local}, not only on this machine: anyone who can reach \
+             that port owns the guest (its memory and registers); --gdb PORT listens on 127.0.0.1 alone"
+        );
+    }
+    note!("minikvm: waiting for gdb on {local} (in gdb: target remote :{})", local.port());
     if let Some(elf) = symbols {
-        eprintln!("minikvm: real-mode guest: load its symbols in gdb with `symbol-file {elf}` (see gdb/README.md)\r");
+        note!("minikvm: real-mode guest: load its symbols in gdb with `symbol-file {elf}` (see gdb/README.md)");
     }
     Ok(())
 }
@@ -117,8 +150,14 @@ pub struct Stub {
 
 impl Stub {
     /// Waits for gdb, runs the session, and leaves the vCPUs running on (detach) or stopping
-    /// (kill). Returns early when every vCPU ends (the run was stopped from outside).
+    /// (kill). Returns early when every vCPU ends (the run was stopped from outside). Never
+    /// panics: a panic inside is a minikvm bug, returned as [`SessionEnd::Failed`] so that the
+    /// run ends instead of waiting for a stub that is gone.
     pub fn serve(self) -> SessionEnd {
+        without_panics(|| self.session())
+    }
+
+    fn session(self) -> SessionEnd {
         let Stub { listener, vcpus, events, wake, ram, caps, elf_path } = self;
         let mut dbg = Debugger::new(vcpus, events, wake.clone(), ram, caps, elf_path);
         let stream = match accept(&listener, &wake, &mut dbg) {
@@ -127,29 +166,54 @@ impl Stub {
         };
         drop(listener);
         if let Ok(peer) = stream.peer_addr() {
-            eprintln!("minikvm: gdb connected from {peer}\r");
+            note!("minikvm: gdb connected from {peer}");
         }
+        injected_panic();
         dbg.choose_description();
-        let end = match drive(&mut dbg, GdbConn::new(stream)) {
+        let conn = GdbConn::new(stream, dbg.controls());
+        let end = match drive(&mut dbg, conn) {
             Ok(end) => end,
             Err(e) => SessionEnd::Lost(e),
         };
         match &end {
             SessionEnd::Killed => {
-                eprintln!("\r\nminikvm: killed from gdb\r");
+                note!("\r\nminikvm: killed from gdb");
                 dbg.finish(true);
             }
             SessionEnd::Detached => {
-                eprintln!("\r\nminikvm: gdb detached; the guest runs on\r");
+                note!("\r\nminikvm: gdb detached; the guest runs on");
                 dbg.finish(false);
             }
             SessionEnd::Lost(why) => {
-                eprintln!("\r\nminikvm: lost gdb ({why}); detached, the guest runs on\r");
+                note!("\r\nminikvm: lost gdb ({why}); detached, the guest runs on");
                 dbg.finish(false);
             }
-            SessionEnd::RunOver | SessionEnd::NeverConnected => {}
+            SessionEnd::RunOver | SessionEnd::NeverConnected | SessionEnd::Failed(_) => {}
         }
         end
+    }
+}
+
+/// Fault injection for tests: `MINIKVM_FAULT_INJECT=gdb-panic` makes the stub's thread panic once
+/// gdb has connected, standing in for any bug that kills it mid-session (README, "Exit status").
+fn injected_panic() {
+    if std::env::var("MINIKVM_FAULT_INJECT").is_ok_and(|v| v == "gdb-panic") {
+        panic!("fault injected by MINIKVM_FAULT_INJECT");
+    }
+}
+
+/// Runs a session; a panic inside (a minikvm bug) becomes [`SessionEnd::Failed`] with its message.
+fn without_panics(session: impl FnOnce() -> SessionEnd) -> SessionEnd {
+    match catch_unwind(AssertUnwindSafe(session)) {
+        Ok(end) => end,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            SessionEnd::Failed(what)
+        }
     }
 }
 
@@ -163,7 +227,7 @@ fn accept(listener: &TcpListener, wake: &EventFd, dbg: &mut Debugger) -> Option<
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                eprintln!("minikvm: gdb: waiting for a connection failed: {e}");
+                note!("minikvm: gdb: waiting for a connection failed: {e}");
                 return None;
             }
         }
@@ -187,17 +251,32 @@ fn accept(listener: &TcpListener, wake: &EventFd, dbg: &mut Debugger) -> Option<
     }
 }
 
-/// Runs gdbstub's state machine until the session ends.
+/// Why a session broke, in words: a connection error says it best itself (e.g. the packet limit).
+fn why(e: gdbstub::stub::GdbStubError<String, std::io::Error>) -> String {
+    if e.is_connection_error() {
+        if let Some((io, _)) = e.into_connection_error() {
+            return io.to_string();
+        }
+        return "connection error".into();
+    }
+    e.to_string()
+}
+
+/// Runs gdbstub's state machine until the session ends. Packets go into a buffer of
+/// [`conn::MAX_PACKET`] bytes that never grows (the size gdb is told in `PacketSize`).
 fn drive(dbg: &mut Debugger, conn: GdbConn) -> std::result::Result<SessionEnd, String> {
-    let err = |e: gdbstub::stub::GdbStubError<String, std::io::Error>| e.to_string();
+    let err = why;
     let io = |e: std::io::Error| e.to_string();
     let wake = dbg.wake.clone();
-    let mut sm = GdbStub::new(conn).run_state_machine(dbg).map_err(err)?;
+    let mut packet = vec![0u8; conn::MAX_PACKET];
+    let stub = GdbStubBuilder::new(conn).with_packet_buffer(&mut packet).build().map_err(|e| e.to_string())?;
+    let mut sm = stub.run_state_machine(dbg).map_err(err)?;
     loop {
         sm = match sm {
             GdbStubStateMachine::Idle(mut g) => match g.borrow_conn().wait(&wake).map_err(io)? {
                 Wake::Gdb => {
                     let byte = g.borrow_conn().read().map_err(io)?;
+                    dbg.new_request();
                     g.incoming_data(dbg, byte).map_err(err)?
                 }
                 Wake::Vcpu => {
@@ -215,6 +294,7 @@ fn drive(dbg: &mut Debugger, conn: GdbConn) -> std::result::Result<SessionEnd, S
                 None => match g.borrow_conn().wait(&wake).map_err(io)? {
                     Wake::Gdb => {
                         let byte = g.borrow_conn().read().map_err(io)?;
+                        dbg.new_request();
                         g.incoming_data(dbg, byte).map_err(err)?
                     }
                     Wake::Vcpu => g.into(),
@@ -246,5 +326,12 @@ mod tests {
         assert_eq!(parse_address("[::1]:99"), Ok("[::1]:99".parse().unwrap()));
         assert!(parse_address("abc").is_err());
         assert!(parse_address("99999").is_err());
+    }
+
+    #[test]
+    fn a_panicking_session_is_a_failed_session_not_a_dead_thread() {
+        assert_eq!(without_panics(|| SessionEnd::Detached), SessionEnd::Detached);
+        let end = std::thread::spawn(|| without_panics(|| panic!("stub bug {}", 42))).join();
+        assert_eq!(end.ok(), Some(SessionEnd::Failed("stub bug 42".into())));
     }
 }

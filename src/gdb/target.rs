@@ -46,6 +46,18 @@ pub type StopReason = MultiThreadStopReason<u64>;
 
 /// EFAULT: what gdb gets for memory that is not mapped ("Cannot access memory at address …").
 const EFAULT: u8 = 14;
+/// EINVAL: what gdb gets for a request beyond the stub's limits.
+const EINVAL: u8 = 22;
+
+/// The most bytes one `m` packet may read: half the packet size, which is what gdb asks for at
+/// most given `PacketSize` (two hex digits a byte; gdb leaves the framing out of its sum).
+pub const MAX_READ: usize = super::conn::MAX_PACKET / 2;
+/// int3 breakpoints beyond the four debug registers (one entry per address, planted in each vCPU).
+pub const MAX_INT3: usize = 256;
+/// Write watchpoints emulated by single-stepping: each costs a comparison on every step.
+pub const MAX_SOFT_WATCH: usize = 4;
+/// How long an all-stop waits for a vCPU that does not stop before it reports the stop without it.
+const STOP_PATIENCE: Duration = Duration::from_secs(3);
 
 /// What the debugger holds of one vCPU.
 pub struct VcpuHandle {
@@ -118,6 +130,8 @@ pub struct Debugger {
     pub(super) current: usize,
     /// The register layout gdb was given, decided on its first request.
     flavour: Option<TdescFlavour>,
+    /// What the packet being handled may still read of memory (see [`MAX_READ`]).
+    read_budget: usize,
 }
 
 fn tid(id: usize) -> Tid {
@@ -161,7 +175,13 @@ impl Debugger {
             stopping: false,
             current: 0,
             flavour: None,
+            read_budget: MAX_READ,
         }
+    }
+
+    /// A new byte from gdb, maybe a new request: memory reads start from a full budget again.
+    pub fn new_request(&mut self) {
+        self.read_budget = MAX_READ;
     }
 
     // ----- talking to the vCPUs -----
@@ -211,6 +231,11 @@ impl Debugger {
 
     fn write_linear(&self, id: usize, linear: u64, data: Vec<u8>) -> Result<(), String> {
         self.ask(id, |reply| DebugRequest::WriteMem { linear, data, reply })
+    }
+
+    /// Every vCPU's control flags (the connection watches their stop flags).
+    pub(super) fn controls(&self) -> Vec<Arc<VcpuControl>> {
+        self.vcpus.iter().map(|v| v.h.ctl.clone()).collect()
     }
 
     pub(super) fn vcpu_count(&self) -> usize {
@@ -303,9 +328,9 @@ impl Debugger {
             }
             DebugEvent::Faulted(fault) => {
                 v.run = Run::Paused;
-                eprintln!(
+                note!(
                     "\r\nminikvm: guest `{}` (vCPU {id}) stopped: {fault}\r\n\
-                     minikvm: gdb shows where; `continue` ends the run\r",
+                     minikvm: gdb shows where; `continue` ends the run",
                     v.h.name
                 );
                 Some(StopReason::SignalWithThread { tid: tid(id), signal: fault_signal(&fault) })
@@ -335,14 +360,23 @@ impl Debugger {
     }
 
     /// All-stop: pauses every running vCPU and waits until each has stopped. Stops that happen
-    /// meanwhile are kept for later.
+    /// meanwhile are kept for later. A vCPU that has not stopped after a few seconds (a
+    /// minikvm that cannot interrupt what the vCPU waits for) is left running, so that gdb still
+    /// gets its answer; it reports its stop when it gets to it.
     pub fn stop_all(&mut self) {
         self.stopping = true;
         for v in self.vcpus.iter().filter(|v| v.run == Run::Running) {
             v.h.ctl.pause.store(true, Ordering::Release);
             crate::kvm::kick(&v.h.thread);
         }
+        let give_up = std::time::Instant::now() + STOP_PATIENCE;
         while self.vcpus.iter().any(|v| v.run == Run::Running) {
+            if std::time::Instant::now() > give_up {
+                for v in self.vcpus.iter().filter(|v| v.run == Run::Running) {
+                    note!("\r\nminikvm: gdb: vCPU {} ({}) does not stop; gdb is answered without it", v.h.id, v.h.name);
+                }
+                break;
+            }
             match self.events.recv_timeout(Duration::from_millis(100)) {
                 Ok((id, ev)) => {
                     if let Some(reason) = self.on_event(id, ev) {
@@ -377,7 +411,8 @@ impl Debugger {
             self.current = id;
             return r;
         }
-        match self.first_live() {
+        let paused = self.live().find(|v| v.run == Run::Paused).map(|v| v.h.id);
+        match paused.or_else(|| self.first_live()) {
             Some(id) => {
                 self.current = id;
                 StopReason::SignalWithThread { tid: tid(id), signal: Signal::SIGINT }
@@ -588,6 +623,14 @@ impl MultiThreadBase for Debugger {
     }
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
+        // gdbstub reads an `m` packet's length in pieces of the packet buffer and sends each
+        // piece as it comes: a length beyond the budget is refused before anything is sent.
+        if data.len() > self.read_budget {
+            log::info!("gdb: a memory read of more than {MAX_READ} bytes refused");
+            self.read_budget = 0;
+            return Err(TargetError::Errno(EINVAL));
+        }
+        self.read_budget -= data.len();
         let id = index(tid);
         let linear = match self.linear(id, start) {
             Ok(l) => l,
@@ -714,14 +757,17 @@ impl SwBreakpoint for Debugger {
             return Ok(self.breakpoints.add_exec(addr, Origin::Break).is_ok());
         }
         if !self.caps.int3 {
-            eprintln!(
+            note!(
                 "\r\nminikvm: gdb: cannot set a breakpoint at {addr:#x}: the 4 debug registers are in use and this \
-                 host's KVM does not intercept int3 (see `minikvm doctor`); delete a breakpoint or watchpoint\r"
+                 host's KVM does not intercept int3 (see `minikvm doctor`); delete a breakpoint or watchpoint"
             );
             return Ok(false);
         }
         if self.breakpoints.has_int3(addr) {
             return Ok(true);
+        }
+        if self.breakpoints.int3_count() >= MAX_INT3 {
+            return Ok(false);
         }
         let mut planted: Vec<Planted> = Vec::new();
         let ids: Vec<usize> = self.live().map(|v| v.h.id).collect();
@@ -779,13 +825,16 @@ impl HwWatchpoint for Debugger {
             return Ok(self.breakpoints.add_watch(addr, len, kind).is_ok());
         }
         if kind != WatchKind::Write || !(1..=8).contains(&len) {
-            eprintln!(
+            note!(
                 "\r\nminikvm: gdb: this host's KVM ignores data breakpoints, so minikvm watches writes by \
-                 single-stepping: `watch` on up to 8 bytes works, `rwatch` and `awatch` cannot\r"
+                 single-stepping: `watch` on up to 8 bytes works, `rwatch` and `awatch` cannot"
             );
             return Ok(false);
         }
         if !self.soft_watch.contains(&(addr, len)) {
+            if self.soft_watch.len() >= MAX_SOFT_WATCH {
+                return Ok(false);
+            }
             self.soft_watch.push((addr, len));
         }
         Ok(true)

@@ -7,6 +7,7 @@
 pub mod fuzz;
 pub mod kernel_elf;
 pub mod pty;
+pub mod remote;
 pub mod skip;
 pub mod x86;
 
