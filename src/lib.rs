@@ -2,7 +2,7 @@
 //!
 //! The flow of one run: the command line becomes a [`vmm::Config`] (with a [`boot::BootPlan`]),
 //! [`vmm::Machine::build`] creates the VM, its memory, devices and vCPUs, and [`vmm::run`] runs each
-//! vCPU on its own thread until every guest has ended.
+//! vCPU on its own thread; the [`controller`] decides when the run is over and its exit status.
 
 // `print!`/`eprint!` panic on a closed or full stream; minikvm writes through crate::stdio instead.
 #![deny(clippy::print_stdout, clippy::print_stderr)]

@@ -328,6 +328,31 @@ fn a_dead_vcpu_thread_ends_the_run_with_an_internal_error() {
     }
 }
 
+/// The gdb stub's thread that dies (by the documented fault injection, before any gdb connects)
+/// ends the run too: the vCPU waiting paused for the stub is stopped, one line says it is
+/// minikvm's bug, status 7. Never a wait for a stub that is gone.
+#[test]
+fn a_dead_stub_thread_ends_the_run_with_an_internal_error() {
+    const INTERNAL: i32 = 7;
+    let started = Instant::now();
+    let out = common::minikvm()
+        .timeout(Duration::from_secs(30))
+        .env("MINIKVM_FAULT_INJECT", "stub-panic")
+        .args(["--gdb", "0", "spin"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(INTERNAL), "stderr: {stderr}");
+    // What follows the stub's announcement (where to connect, where the symbols are).
+    let announced =
+        |l: &&str| l.starts_with("minikvm: waiting for gdb on") || l.starts_with("minikvm: real-mode guest");
+    let lines: Vec<&str> = stderr.lines().map(|l| l.trim()).filter(|l| !l.is_empty() && !announced(l)).collect();
+    assert_eq!(lines.len(), 1, "one line, not a panic's backtrace: {stderr}");
+    assert!(lines[0].starts_with("minikvm: internal error: the gdb stub failed (fault injected"), "{stderr}");
+    assert!(lines[0].contains("report"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
 /// While stdin is an open pipe, GETCHAR waits for the next byte; that wait ends when the run is
 /// stopped (`--timeout`, a signal).
 #[test]
