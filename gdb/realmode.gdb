@@ -15,15 +15,25 @@
 #   linear ADDR       the linear address behind gdb address ADDR
 #   xlinear LINEAR    examine 16 bytes at a linear address (converted to a gdb address)
 #   stepover          run to the instruction after this one: steps over `int`, `call`, `rep movsb`
-#   sync-arch         decode as i8086 in real mode, as i386 in protected mode (gdb reads the
-#                     mode once, when it connects)
+#   sync-arch         decode as i8086 in real mode, as i386 in protected mode, and in 64-bit
+#                     code have gdb re-read minikvm's target description: x86-64 registers
+#                     (rax..r15, rip) and 64-bit decoding, in the same session
 # and a stop hook that runs sync-arch and shows cs-ip and the next instruction at every stop.
+# So one gdb session follows a guest from its first 16-bit instruction through protected mode
+# into long mode (gdb/README.md, "One session across every mode switch").
+
+# sync-arch sets this to the width of the code at the last stop (cs-ip reads it).
+set $minikvm_bits = 0
 
 define cs-ip
+  if $minikvm_bits == 64
+    printf "CS:RIP %04x:%016lx  linear %#lx (long mode: CS base ignored)\n", $cs, $rip, $rip
+  else
   if ($cr0 & 1)
     printf "CS:EIP %04x:%08x  linear %#x (protected mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
   else
     printf "CS:IP %04x:%04x  linear %#x\n", $cs, (unsigned) $eip & 0xffff, $cs_base + (unsigned) $eip
+  end
   end
 end
 document cs-ip
@@ -72,21 +82,44 @@ StepOver()
 
 class SyncArch(gdb.Command):
     """Make gdb decode instructions the way the vCPU runs them: i8086 while CR0.PE is clear,
-i386 once the guest has switched to protected mode.
+i386 once the guest has switched to protected mode, i386:x86-64 in 64-bit code.
 
-gdb reads minikvm's target description (i8086 or i386) once, when it connects; a guest that
-switches modes afterwards would otherwise be disassembled in the old mode. The stop hook
-runs this at every stop."""
+gdb reads minikvm's target description when it connects, in the mode of that moment. Between
+i8086 and i386 only the decoder changes (`set architecture`). 64-bit code has other registers
+(rax..r15, a 64-bit rip): there sync-arch has gdb read the description again (`unset tdesc
+filename`), and minikvm answers with the one for the vCPU's mode now, x86-64 or back to i386.
+The stop hook runs this at every stop."""
 
     def __init__(self):
         super().__init__("sync-arch", gdb.COMMAND_DATA)
 
+    @staticmethod
+    def wanted():
+        """The architecture of the code the vCPU runs, and the name of its mode."""
+        if int(gdb.parse_and_eval("$efer")) & 0x400:
+            # Long mode: CS.L decides between 64-bit and compatibility mode; minikvm knows.
+            text = gdb.execute("monitor mode", to_string=True)
+            arch = text.split("gdb architecture ", 1)[1].split(")", 1)[0]
+            return arch, "long" if arch == "i386:x86-64" else "compatibility"
+        if int(gdb.parse_and_eval("$cr0")) & 1:
+            return "i386", "protected"
+        return "i8086", "real"
+
     def invoke(self, arg, from_tty):
-        protected = int(gdb.parse_and_eval("$cr0")) & 1
-        want = "i386" if protected else "i8086"
-        if gdb.selected_frame().architecture().name() != want:
+        want, mode = self.wanted()
+        have = gdb.selected_frame().architecture().name()
+        gdb.set_convenience_variable("minikvm_bits", 64 if want == "i386:x86-64" else 32)
+        if have == want:
+            return
+        if "x86-64" in want or "x86-64" in have:
+            # A decoder chosen by hand (i8086 or i386 above) would override the description.
+            if "auto" not in gdb.execute("show architecture", to_string=True):
+                gdb.execute("set architecture auto", to_string=True)
+            gdb.execute("unset tdesc filename", to_string=True)
+            print("(the vCPU is in %s mode now: gdb re-read the target description: %s)" % (mode, want))
+        else:
             gdb.execute("set architecture " + want, to_string=True)
-            print("(the vCPU is in %s mode now: gdb decodes %s)" % ("protected" if protected else "real", want))
+            print("(the vCPU is in %s mode now: gdb decodes %s)" % (mode, want))
 
 
 SyncArch()

@@ -27,20 +27,23 @@
 //! layout serve both. Implement the extension with [`serve_target_xml`]
 //! and [`TdescFlavour::for_mode`].
 //!
-//! gdb reads `target.xml` once, when it connects. If the guest later
-//! switches from real to protected mode, gdb keeps disassembling as 8086
-//! until it reconnects or the user types `set architecture i386`.
+//! gdb reads `target.xml` when it connects, and again when told to
+//! (`unset tdesc filename`). Between i8086 and i386 `set architecture` is
+//! enough (same registers). 64-bit code has other registers: the
+//! [`TdescFlavour::X86_64`] description ([`super::tdesc64`]), served when gdb
+//! re-reads while the vCPU runs 64-bit code; see [`super::layout`].
 
 #![forbid(unsafe_code)]
 
-use super::regs::{Feature, X86RegId, X86Regs, REGISTERS};
+use super::layout::GuestRegs;
+use super::regs::{Feature, X86RegId, REGISTERS};
 use crate::x86::mode::CpuMode;
 use core::fmt::Write as _;
 use gdbstub::arch::Arch;
 use std::sync::OnceLock;
 
-/// gdbstub architecture for an x86 guest running 16- or 32-bit code, with
-/// control registers and segment bases visible to gdb.
+/// gdbstub architecture for an x86 guest, with control registers and segment
+/// bases visible to gdb: 16/32-bit registers, or x86-64 ones in 64-bit code.
 ///
 /// `Usize` is `u64` so that addresses above 4 GiB (e.g. from a watchpoint
 /// request) are not rejected by gdbstub's packet parser; gdb connected to
@@ -49,7 +52,7 @@ pub enum X86Guest {}
 
 impl Arch for X86Guest {
     type Usize = u64;
-    type Registers = X86Regs;
+    type Registers = GuestRegs;
     type BreakpointKind = usize;
     type RegId = X86RegId;
 
@@ -67,20 +70,25 @@ pub enum TdescFlavour {
     I8086,
     /// `i386`: gdb disassembles 32-bit code (protected mode).
     I386,
+    /// `i386:x86-64`: 64-bit code (long mode), with gdb's x86-64 registers.
+    X86_64,
 }
 
 impl TdescFlavour {
-    /// The flavour matching the CPU's mode: 16-bit code gets `i8086`.
-    ///
-    /// 64-bit modes get `I386` too: this register layout is 32-bit only, so
-    /// 64-bit code disassembles wrongly (a 64-bit flavour would need a
-    /// different `Arch`, with 64-bit general registers).
+    /// The flavour matching the code the CPU runs: 16-bit code gets `i8086`,
+    /// 64-bit code `i386:x86-64`. Compatibility mode (long mode, 32-bit code
+    /// segment) gets `i386`: its code cannot reach r8–r15 anyway.
     pub fn for_mode(mode: CpuMode) -> TdescFlavour {
-        if mode.code_bits() == 16 {
-            TdescFlavour::I8086
-        } else {
-            TdescFlavour::I386
+        match mode.code_bits() {
+            16 => TdescFlavour::I8086,
+            32 => TdescFlavour::I386,
+            _ => TdescFlavour::X86_64,
         }
+    }
+
+    /// Does this description have the 64-bit register layout?
+    pub fn is_64_bit(self) -> bool {
+        self == TdescFlavour::X86_64
     }
 
     /// The architecture name written in the XML.
@@ -88,6 +96,7 @@ impl TdescFlavour {
         match self {
             TdescFlavour::I8086 => "i8086",
             TdescFlavour::I386 => "i386",
+            TdescFlavour::X86_64 => "i386:x86-64",
         }
     }
 
@@ -95,16 +104,17 @@ impl TdescFlavour {
     pub fn xml(self) -> &'static str {
         static I8086: OnceLock<String> = OnceLock::new();
         static I386: OnceLock<String> = OnceLock::new();
-        let cell = match self {
-            TdescFlavour::I8086 => &I8086,
-            TdescFlavour::I386 => &I386,
-        };
-        cell.get_or_init(|| build_xml(self.architecture()))
+        static X86_64: OnceLock<String> = OnceLock::new();
+        match self {
+            TdescFlavour::I8086 => I8086.get_or_init(|| build_xml(self.architecture())),
+            TdescFlavour::I386 => I386.get_or_init(|| build_xml(self.architecture())),
+            TdescFlavour::X86_64 => X86_64.get_or_init(super::tdesc64::build_xml),
+        }
     }
 }
 
 /// Type definitions of the `org.gnu.gdb.i386.core` feature (EFLAGS bits).
-const CORE_TYPES: &str = r#"    <flags id="i386_eflags" size="4">
+pub(super) const CORE_TYPES: &str = r#"    <flags id="i386_eflags" size="4">
       <field name="CF" start="0" end="0"/>
       <field name="" start="1" end="1"/>
       <field name="PF" start="2" end="2"/>
@@ -127,7 +137,7 @@ const CORE_TYPES: &str = r#"    <flags id="i386_eflags" size="4">
 
 /// Type definitions of the `org.gnu.gdb.i386.sse` feature: the ways an XMM
 /// register can be viewed, and the MXCSR bits.
-const SSE_TYPES: &str = r#"    <vector id="v4f" type="ieee_single" count="4"/>
+pub(super) const SSE_TYPES: &str = r#"    <vector id="v4f" type="ieee_single" count="4"/>
     <vector id="v2d" type="ieee_double" count="2"/>
     <vector id="v16i8" type="int8" count="16"/>
     <vector id="v8i16" type="int16" count="8"/>
@@ -162,7 +172,7 @@ const SSE_TYPES: &str = r#"    <vector id="v4f" type="ieee_single" count="4"/>
 
 /// Type definitions of our `org.minikvm.sys` feature: named bits for CR0,
 /// CR4 and EFER, so `info registers cr0` prints e.g. `[ PE ET PG ]`.
-const SYS_TYPES: &str = r#"    <flags id="minikvm_cr0" size="8">
+pub(super) const SYS_TYPES: &str = r#"    <flags id="minikvm_cr0" size="8">
       <field name="PE" start="0" end="0"/>
       <field name="MP" start="1" end="1"/>
       <field name="EM" start="2" end="2"/>
@@ -288,7 +298,7 @@ pub fn serve_target_xml(
 
 #[cfg(test)]
 mod tests {
-    use super::super::regs::total_bytes;
+    use super::super::regs::{total_bytes, X86Regs};
     use super::*;
     use gdbstub::arch::Registers;
     use std::collections::HashMap;
@@ -421,6 +431,8 @@ mod tests {
         assert_eq!(TdescFlavour::for_mode(CpuMode::Protected16), TdescFlavour::I8086);
         assert_eq!(TdescFlavour::for_mode(CpuMode::Protected32), TdescFlavour::I386);
         assert_eq!(TdescFlavour::for_mode(CpuMode::Pae), TdescFlavour::I386);
+        assert_eq!(TdescFlavour::for_mode(CpuMode::Compat), TdescFlavour::I386);
+        assert_eq!(TdescFlavour::for_mode(CpuMode::Long64), TdescFlavour::X86_64);
     }
 
     #[test]

@@ -119,11 +119,13 @@ impl Breakpoints {
     }
 
     /// DR0–DR3 and DR7 for a vCPU whose gdb address 0 is linear `base`; `mask` cuts linear
-    /// addresses to the mode's width.
+    /// addresses to the mode's width. A gdb address above 4 GiB cannot be meant for 16/32-bit
+    /// code: it is a 64-bit linear address (long mode ignores the CS base), kept whole, so
+    /// `break kernel_main` set while a 64-bit kernel still boots in 32-bit mode fires later.
     pub fn debugreg(&self, base: u64, mask: u64) -> [u64; 8] {
         let mut d = self.regs.kvm_debugreg();
         for (n, dr) in d.iter_mut().take(4).enumerate() {
-            if self.regs.get(n).is_some() {
+            if self.regs.get(n).is_some() && *dr <= u64::from(u32::MAX) {
                 *dr = base.wrapping_add(*dr) & mask;
             }
         }
@@ -243,6 +245,19 @@ mod tests {
         assert_eq!(d[2], 0);
         assert_eq!(d[7] & 0xf, 0b0101, "L0 and L1 enabled");
         assert_eq!(b.debugreg(0, 0xffff_ffff)[0], 0x10);
+    }
+
+    /// `break kernel_main` of a 64-bit kernel, set while the vCPU still runs its 32-bit boot
+    /// code: the address must reach DR0 whole, or the breakpoint never fires in long mode.
+    #[test]
+    fn a_64_bit_address_set_in_32_bit_mode_stays_whole() {
+        let mut b = Breakpoints::default();
+        b.add_exec(0xffff_ffff_8010_0c42, Origin::HBreak).unwrap();
+        b.add_exec(0x10, Origin::HBreak).unwrap();
+        let d = b.debugreg(0x1000, 0xffff_ffff);
+        assert_eq!(d[0], 0xffff_ffff_8010_0c42);
+        assert_eq!(d[1], 0x1010, "a 32-bit address still adds the segment base");
+        assert_eq!(b.debugreg(0, u64::MAX)[0], 0xffff_ffff_8010_0c42);
     }
 
     #[test]

@@ -57,9 +57,12 @@ macro_rules! note {
 pub mod arch;
 pub mod breakpoints;
 pub mod conn;
+pub mod layout;
 pub mod monitor;
 pub mod regs;
+pub mod regs64;
 pub mod target;
+pub mod tdesc64;
 
 pub use target::{Caps, VcpuHandle};
 

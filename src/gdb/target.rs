@@ -7,8 +7,10 @@
 
 use super::arch::{serve_target_xml, TdescFlavour, X86Guest};
 use super::breakpoints::{Breakpoints, Hit, Origin, Planted};
+use super::layout::GuestRegs;
 use super::monitor;
 use super::regs::X86Regs;
+use super::regs64::X86_64Regs;
 use crate::devices::console::lock;
 use crate::exit::Fault;
 use crate::kvm::memory::GuestRam;
@@ -34,6 +36,7 @@ use gdbstub::target::ext::target_description_xml_override::{
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use nix::sys::eventfd::EventFd;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
@@ -128,8 +131,9 @@ pub struct Debugger {
     stopping: bool,
     /// The vCPU of the last stop: what monitor commands look at unless told otherwise.
     pub(super) current: usize,
-    /// The register layout gdb was given, decided on its first request.
-    flavour: Option<TdescFlavour>,
+    /// The target description gdb read last: decides the register layout of `g` and `G`
+    /// (see [`super::layout`]). Chosen again each time gdb reads the description.
+    flavour: Cell<Option<TdescFlavour>>,
     /// What the packet being handled may still read of memory (see [`MAX_READ`]).
     read_budget: usize,
 }
@@ -174,7 +178,7 @@ impl Debugger {
             ready: None,
             stopping: false,
             current: 0,
-            flavour: None,
+            flavour: Cell::new(None),
             read_budget: MAX_READ,
         }
     }
@@ -534,6 +538,13 @@ impl Debugger {
         }
     }
 
+    /// The mode of a paused vCPU, without filling the per-stop cache (for `&self` callers).
+    fn mode_now(&self, id: usize) -> Option<CpuMode> {
+        let cached = self.vcpus.get(id).and_then(|v| v.cache);
+        let s = cached.or_else(|| self.ask(id, DebugRequest::GetState).ok())?;
+        Some(cpu_mode(&s))
+    }
+
     fn mode(&mut self, id: usize) -> Option<CpuMode> {
         let s = self.state(id).ok()?;
         Some(cpu_mode(&s))
@@ -585,7 +596,7 @@ impl Target for Debugger {
     /// guests' symbols are loaded with `symbol-file`, which leaves the architecture alone.
     fn support_exec_file(&mut self) -> Option<ExecFileOps<'_, Self>> {
         self.exec_file.as_ref()?;
-        if self.flavour != Some(TdescFlavour::I386) {
+        if !matches!(self.flavour.get(), Some(TdescFlavour::I386 | TdescFlavour::X86_64)) {
             return None;
         }
         Some(self)
@@ -597,23 +608,30 @@ impl Target for Debugger {
 }
 
 impl MultiThreadBase for Debugger {
-    fn read_registers(&mut self, regs: &mut X86Regs, tid: Tid) -> TargetResult<(), Self> {
+    /// In the layout of the description gdb read last, whatever the vCPU's mode is now.
+    fn read_registers(&mut self, regs: &mut GuestRegs, tid: Tid) -> TargetResult<(), Self> {
+        let wide = self.flavour.get().is_some_and(TdescFlavour::is_64_bit);
         match self.state(index(tid)) {
-            Ok(s) => {
-                *regs = X86Regs::from_kvm(&s.regs, &s.sregs, &s.fpu);
-                Ok(())
-            }
-            Err(e) => nonfatal(e),
+            Ok(s) if wide => *regs = GuestRegs::Bits64(X86_64Regs::from_kvm(&s.regs, &s.sregs, &s.fpu)),
+            Ok(s) => *regs = GuestRegs::Bits32(X86Regs::from_kvm(&s.regs, &s.sregs, &s.fpu)),
+            Err(e) => return nonfatal(e),
         }
+        Ok(())
     }
 
-    fn write_registers(&mut self, regs: &X86Regs, tid: Tid) -> TargetResult<(), Self> {
+    /// A `G` packet in the other layout than the description gdb read last is refused.
+    fn write_registers(&mut self, regs: &GuestRegs, tid: Tid) -> TargetResult<(), Self> {
         let id = index(tid);
+        let wide = self.flavour.get().is_some_and(TdescFlavour::is_64_bit);
         let mut s = match self.state(id) {
             Ok(s) => s,
             Err(e) => return nonfatal(e),
         };
-        let changed = regs.apply_to_kvm(&mut s.regs, &mut s.sregs, &mut s.fpu);
+        let changed = match regs {
+            GuestRegs::Bits64(r) if wide => r.apply_to_kvm(&mut s.regs, &mut s.sregs, &mut s.fpu),
+            GuestRegs::Bits32(r) if !wide => r.apply_to_kvm(&mut s.regs, &mut s.sregs, &mut s.fpu),
+            _ => return nonfatal("a G packet in a register layout gdb was not given".into()),
+        };
         if changed.regs || changed.sregs || changed.fpu {
             if let Err(e) = self.set_state(id, s) {
                 return nonfatal(e);
@@ -884,7 +902,13 @@ impl TargetDescriptionXmlOverride for Debugger {
         length: usize,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
-        let flavour = self.flavour.unwrap_or(TdescFlavour::I386);
+        // gdb reads the description from offset 0 on: that is when it may change.
+        if offset == 0 {
+            if let Some(mode) = self.mode_now(self.current) {
+                self.flavour.set(Some(TdescFlavour::for_mode(mode)));
+            }
+        }
+        let flavour = self.flavour.get().unwrap_or(TdescFlavour::I386);
         serve_target_xml(flavour, annex, offset, length, buf).ok_or(TargetError::NonFatal)
     }
 }
@@ -893,7 +917,7 @@ impl Debugger {
     /// Decides the target description from vCPU 0's mode when gdb connects (gdb reads it once).
     pub fn choose_description(&mut self) {
         let mode = self.mode(0).unwrap_or(CpuMode::Protected32);
-        self.flavour = Some(TdescFlavour::for_mode(mode));
+        self.flavour.set(Some(TdescFlavour::for_mode(mode)));
         log::info!(
             "gdb: vCPU 0 is in {mode}: describing the target as {}",
             TdescFlavour::for_mode(mode).architecture()
