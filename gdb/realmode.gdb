@@ -22,7 +22,8 @@
 # So one gdb session follows a guest from its first 16-bit instruction through protected mode
 # into long mode (gdb/README.md, "One session across every mode switch").
 
-# sync-arch sets this to the width of the code at the last stop (cs-ip reads it).
+# sync-arch sets this to the width of the code at the last stop (0: no registers, the guest
+# has ended); cs-ip reads it.
 set $minikvm_bits = 0
 
 define cs-ip
@@ -56,8 +57,10 @@ end
 
 define hook-stop
   sync-arch
-  cs-ip
-  x/i $pc
+  if $minikvm_bits > 0
+    cs-ip
+    x/i $pc
+  end
 end
 
 python
@@ -106,7 +109,11 @@ The stop hook runs this at every stop."""
         return "i8086", "real"
 
     def invoke(self, arg, from_tty):
-        want, mode = self.wanted()
+        try:
+            want, mode = self.wanted()
+        except gdb.error:
+            gdb.set_convenience_variable("minikvm_bits", 0)
+            return  # no registers: the guest has ended
         have = gdb.selected_frame().architecture().name()
         gdb.set_convenience_variable("minikvm_bits", 64 if want == "i386:x86-64" else 32)
         if have == want:

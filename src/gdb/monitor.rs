@@ -68,8 +68,14 @@ fn regs(dbg: &Debugger, id: usize, s: &CpuState) -> String {
     let sr = &s.sregs;
     let mut out = String::new();
     let _ = writeln!(out, "vCPU {id} ({}): {}", dbg.vcpu_name(id).unwrap_or("?"), cpu_mode(s));
-    let linear = sr.cs.base.wrapping_add(r.rip);
-    let _ = writeln!(out, "  CS:IP {:04x}:{:08x}  linear pc {linear:#x}", sr.cs.selector, r.rip);
+    if cpu_mode(s) == CpuMode::Long64 {
+        // 64-bit code: CS's base is not used, and gdb's own `info registers` is x86-64 too.
+        let _ = writeln!(out, "  CS:RIP {:04x}:{:016x}  (long mode: linear pc = RIP)", sr.cs.selector, r.rip);
+        out += &general_registers_64(r);
+    } else {
+        let linear = sr.cs.base.wrapping_add(r.rip);
+        let _ = writeln!(out, "  CS:IP {:04x}:{:08x}  linear pc {linear:#x}", sr.cs.selector, r.rip);
+    }
     for (name, seg) in [("cs", &sr.cs), ("ds", &sr.ds), ("es", &sr.es), ("fs", &sr.fs), ("gs", &sr.gs), ("ss", &sr.ss)]
     {
         let _ = writeln!(out, "  {}", describe_segment(name, seg));
@@ -81,6 +87,34 @@ fn regs(dbg: &Debugger, id: usize, s: &CpuState) -> String {
     let _ = writeln!(out, "  cr0 {:#010x}  {}", sr.cr0, cr0_bits(sr.cr0));
     let _ = writeln!(out, "  cr2 {:#010x}  cr3 {:#010x}  cr4 {:#010x}  efer {:#x}", sr.cr2, sr.cr3, sr.cr4, sr.efer);
     let _ = writeln!(out, "  eflags {:#010x}  apic_base {:#x}", r.rflags, sr.apic_base);
+    out
+}
+
+/// rax…r15, four to a line: what 64-bit code works with.
+fn general_registers_64(r: &kvm_bindings::kvm_regs) -> String {
+    let regs = [
+        ("rax", r.rax),
+        ("rbx", r.rbx),
+        ("rcx", r.rcx),
+        ("rdx", r.rdx),
+        ("rsi", r.rsi),
+        ("rdi", r.rdi),
+        ("rbp", r.rbp),
+        ("rsp", r.rsp),
+        ("r8", r.r8),
+        ("r9", r.r9),
+        ("r10", r.r10),
+        ("r11", r.r11),
+        ("r12", r.r12),
+        ("r13", r.r13),
+        ("r14", r.r14),
+        ("r15", r.r15),
+    ];
+    let mut out = String::new();
+    for line in regs.chunks(4) {
+        let cells: Vec<String> = line.iter().map(|(n, v)| format!("{n:>3} {v:#018x}")).collect();
+        let _ = writeln!(out, "  {}", cells.join("  "));
+    }
     out
 }
 
