@@ -30,10 +30,14 @@ define cs-ip
   if $minikvm_bits == 64
     printf "CS:RIP %04x:%016lx  linear %#lx (long mode: CS base ignored)\n", $cs, $rip, $rip
   else
+  if ($efer & 0x400)
+    printf "CS:EIP %04x:%08x  linear %#x (compatibility mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
+  else
   if ($cr0 & 1)
     printf "CS:EIP %04x:%08x  linear %#x (protected mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
   else
     printf "CS:IP %04x:%04x  linear %#x\n", $cs, (unsigned) $eip & 0xffff, $cs_base + (unsigned) $eip
+  end
   end
   end
 end
@@ -99,14 +103,15 @@ The stop hook runs this at every stop."""
     @staticmethod
     def wanted():
         """The architecture of the code the vCPU runs, and the name of its mode."""
+        if not int(gdb.parse_and_eval("$cr0")) & 1:
+            return "i8086", "real"
+        # Protected or long mode: the code segment's D and L bits decide between 16-, 32- and
+        # 64-bit code (right after CR0.PE, CS is still a 16-bit segment); minikvm knows them.
+        text = gdb.execute("monitor mode", to_string=True)
+        arch = text.split("gdb architecture ", 1)[1].split(")", 1)[0]
         if int(gdb.parse_and_eval("$efer")) & 0x400:
-            # Long mode: CS.L decides between 64-bit and compatibility mode; minikvm knows.
-            text = gdb.execute("monitor mode", to_string=True)
-            arch = text.split("gdb architecture ", 1)[1].split(")", 1)[0]
             return arch, "long" if arch == "i386:x86-64" else "compatibility"
-        if int(gdb.parse_and_eval("$cr0")) & 1:
-            return "i386", "protected"
-        return "i8086", "real"
+        return arch, "protected"
 
     def invoke(self, arg, from_tty):
         try:

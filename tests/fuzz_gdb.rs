@@ -48,8 +48,12 @@ const END_LIMIT: Duration = Duration::from_secs(30);
 /// No minikvm may grow beyond this (a debug build peaks at a few MiB; the packets stay under 40 KiB).
 const MAX_RSS_KIB: i64 = 64 * 1024;
 
-/// The guests a session runs (real mode: this host's KVM runs them; several = several vCPUs).
+/// The guests a session runs (real mode: this host's KVM runs them; several = several vCPUs;
+/// `modes` switches to protected and long mode by itself, `--long-mode hello64` starts in 64-bit
+/// code: sessions in which gdb's description and register layout change under the client).
 const GUESTS: &[&[&str]] = &[
+    &["modes"],
+    &["--long-mode", "hello64"],
     &["hello"],
     &["counter"],
     &["spin"],
@@ -120,7 +124,8 @@ fn command(rng: &mut fastrand::Rng) -> Vec<u8> {
         1 => "g".into(),
         2 if rng.u8(..4) == 0 => {
             // A `G` of the wrong size ends the session (gdbstub's rule), so one in four.
-            let n = *pick(rng, &[0, 4, 100, 300, 600, 608, 1000]);
+            // 420 and 648: the 32-bit and the x86-64 layouts' sizes (one of them is refused).
+            let n = *pick(rng, &[0, 4, 100, 300, 420, 600, 608, 648, 1000]);
             format!("G{}", hex_bytes(rng, n))
         }
         2 | 32 | 33 => format!("p{:x}", rng.u32(..40)),
@@ -166,10 +171,16 @@ fn command(rng: &mut fastrand::Rng) -> Vec<u8> {
             &["qfThreadInfo", "qsThreadInfo", "qC", "qAttached", "qOffsets", "vMustReplyEmpty", "!", "qTStatus"],
         )
         .to_string(),
-        20 => {
-            pick(rng, &["qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386", "qSupported:", "qSupported:x-"])
-                .to_string()
-        }
+        20 => pick(
+            rng,
+            &[
+                "qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386",
+                "qSupported:xmlRegisters=i386:x86-64",
+                "qSupported:",
+                "qSupported:x-",
+            ],
+        )
+        .to_string(),
         21 | 22 => format!(
             "qXfer:features:read:{}:{},{}",
             pick(rng, &["target.xml", "", "i386.xml", "../x"]),
@@ -190,6 +201,7 @@ fn command(rng: &mut fastrand::Rng) -> Vec<u8> {
                     "breakpoints",
                     "pt 0x10",
                     "pt 0xffffffffffffffff",
+                    "pt 0xffffffff80100000",
                     "pt",
                     "vcpu 1",
                     "vcpu 99",

@@ -62,3 +62,22 @@ impl Registers for GuestRegs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tests/fuzz_gdb.rs sends `G` packets of both sizes: they are these.
+    #[test]
+    fn the_two_layouts_have_different_sizes() {
+        assert_eq!(crate::gdb::regs::total_bytes(), 420);
+        assert_eq!(crate::gdb::regs64::total_bytes(), 648);
+        let mut r = GuestRegs::default();
+        let wide = GuestRegs::Bits64(X86_64Regs::default());
+        let mut bytes = Vec::new();
+        wide.gdb_serialize(|b| bytes.push(b.unwrap()));
+        r.gdb_deserialize(&bytes).unwrap();
+        assert_eq!(r, wide, "a G of the 64-bit size is read as the 64-bit layout");
+        assert!(r.gdb_deserialize(&bytes[1..]).is_err());
+    }
+}

@@ -175,3 +175,71 @@ impl Registers for X86_64Regs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kvm_sample() -> (kvm_regs, kvm_sregs, kvm_fpu) {
+        let regs = kvm_regs {
+            rax: 0x1122_3344_5566_7788,
+            rbx: 2,
+            r8: 0x8888_0000_0000_0008,
+            r15: 15,
+            rip: 0xffff_ffff_8010_0c42,
+            rflags: 0x46,
+            ..Default::default()
+        };
+        let mut sregs = kvm_sregs { cr0: 0x8000_0011, efer: 0x500, ..Default::default() };
+        sregs.cs.selector = 8;
+        sregs.fs.base = 0xffff_8000_0000_1000;
+        let mut fpu = kvm_fpu { mxcsr: 0x1f80, ..Default::default() };
+        fpu.xmm[15] = [0xab; 16];
+        (regs, sregs, fpu)
+    }
+
+    #[test]
+    fn from_kvm_serializes_in_gdbs_x86_64_order() {
+        let (regs, sregs, fpu) = kvm_sample();
+        let r = X86_64Regs::from_kvm(&regs, &sregs, &fpu);
+        let mut bytes = Vec::new();
+        r.gdb_serialize(|b| bytes.push(b.unwrap()));
+        assert_eq!(bytes.len(), total_bytes());
+        assert_eq!(&bytes[0..8], &0x1122_3344_5566_7788u64.to_le_bytes(), "rax first, 64 bits");
+        assert_eq!(&bytes[8..16], &2u64.to_le_bytes(), "then rbx (gdb's order, not KVM's)");
+        assert_eq!(&bytes[64..72], &0x8888_0000_0000_0008u64.to_le_bytes(), "r8");
+        assert_eq!(&bytes[0x80..0x88], &0xffff_ffff_8010_0c42u64.to_le_bytes(), "rip");
+        assert_eq!(&bytes[0x204..0x214], &[0xab; 16], "xmm15");
+        assert_eq!(&bytes[0x218..0x220], &0xffff_8000_0000_1000u64.to_le_bytes(), "fs_base");
+        assert_eq!(&bytes[0x228..0x230], &0x8000_0011u64.to_le_bytes(), "cr0 after the bases");
+        // What gdb reads comes back byte for byte (the 32-bit view's copies of the general
+        // registers are not part of the packet).
+        let mut back = X86_64Regs::default();
+        back.gdb_deserialize(&bytes).unwrap();
+        let mut again = Vec::new();
+        back.gdb_serialize(|b| again.push(b.unwrap()));
+        assert_eq!(again, bytes);
+        assert!(back.gdb_deserialize(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn apply_to_kvm_writes_whole_registers_and_only_what_changed() {
+        let (mut regs, mut sregs, mut fpu) = kvm_sample();
+        let r = X86_64Regs::from_kvm(&regs, &sregs, &fpu);
+        let (r0, s0, f0) = (regs, sregs, fpu);
+        assert_eq!(r.apply_to_kvm(&mut regs, &mut sregs, &mut fpu), Changed::default());
+        assert_eq!((regs, sregs, fpu), (r0, s0, f0));
+        let mut e = r.clone();
+        e.core.regs[15] = 0xdead_beef_0000_0001;
+        e.core.rip = 0xffff_ffff_8010_0000;
+        e.core.xmm[9] = 7;
+        e.sys.gs_base = 0x1234;
+        let c = e.apply_to_kvm(&mut regs, &mut sregs, &mut fpu);
+        assert_eq!(c, Changed { regs: true, sregs: true, fpu: true });
+        assert_eq!(regs.r15, 0xdead_beef_0000_0001);
+        assert_eq!(regs.rip, 0xffff_ffff_8010_0000);
+        assert_eq!(regs.rax, 0x1122_3344_5566_7788, "the other registers keep their upper halves");
+        assert_eq!(fpu.xmm[9], 7u128.to_le_bytes());
+        assert_eq!(sregs.gs.base, 0x1234);
+    }
+}
