@@ -103,6 +103,8 @@ fn cases() -> Vec<Case> {
         Case { args: &["--timeout", "1"], stderr_has: &["timeout"], ..case("spin", "spinning\n", TIMEOUT) },
         case("uart-bench", ".".repeat(20_000), OK),
         case("putchar-bench", ".".repeat(20_000), OK),
+        // Switches to long mode by itself: needs the host's long mode (both lanes have it).
+        case("modes", "Hello from long mode!\n", OK),
     ]
 }
 
