@@ -19,11 +19,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// Skips (true) unless gdb is installed and the host's KVM runs long mode and can single-step
 /// and break.
 fn skip(test: &str) -> bool {
-    if !Command::new("gdb").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED {test}: gdb is not installed (apt-get install gdb)");
-        return true;
-    }
-    ["longmode", "singlestep", "hwbreak"].iter().any(|p| common::skip_unless(p, test))
+    common::skip_unless_installed("gdb", test)
+        || ["longmode", "singlestep", "hwbreak"].iter().any(|p| common::skip_unless(p, test))
 }
 
 fn script(name: &str) -> String {
