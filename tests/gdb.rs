@@ -700,6 +700,10 @@ fn remote(vm: &Vm) -> common::remote::Remote {
     common::remote::Remote::connect(vm.port, PATIENCE).expect("cannot connect to the stub")
 }
 
+fn remote_with_small_window(vm: &Vm) -> common::remote::Remote {
+    common::remote::Remote::connect_with_small_window(vm.port, PATIENCE).expect("cannot connect to the stub")
+}
+
 #[test]
 fn packet_size_is_announced_and_a_larger_packet_closes_the_session() {
     let vm = Vm::start(&["--timeout", "1", "spin"]);
@@ -807,7 +811,7 @@ fn flood_without_reading(r: &mut common::remote::Remote, pid: u32) -> bool {
 #[test]
 fn a_client_that_stops_reading_is_given_up_and_the_guest_runs_on() {
     let vm = Vm::start(&["hello"]);
-    let mut r = remote(&vm);
+    let mut r = remote_with_small_window(&vm);
     assert!(flood_without_reading(&mut r, vm.child.id()));
     let line = vm.stderr.wait_for_line("lost gdb");
     assert!(line.contains("did not take a reply for 5 s"), "{line}");
@@ -819,7 +823,7 @@ fn a_client_that_stops_reading_is_given_up_and_the_guest_runs_on() {
 #[test]
 fn sigterm_ends_minikvm_while_a_client_is_not_reading() {
     let vm = Vm::start(&["spin"]);
-    let mut r = remote(&vm);
+    let mut r = remote_with_small_window(&vm);
     assert!(flood_without_reading(&mut r, vm.child.id()));
     let asked = Instant::now();
     let _ = Command::new("kill").args(["-TERM", &vm.child.id().to_string()]).status();
@@ -842,7 +846,7 @@ fn ctrl_a_x_ends_minikvm_while_a_client_is_not_reading() {
         common::minikvm_std().args(["--gdb", "0", "spin"]).stdin(fd()).stdout(fd()).stderr(fd()).spawn().unwrap();
     let line = screen.wait_until("the port", |t| t.split("target remote :").nth(1).is_some_and(|r| r.contains(')')));
     let port: u16 = line.split("target remote :").nth(1).and_then(|r| r.split(')').next()).unwrap().parse().unwrap();
-    let mut r = common::remote::Remote::connect(port, PATIENCE).unwrap();
+    let mut r = common::remote::Remote::connect_with_small_window(port, PATIENCE).unwrap();
     assert!(flood_without_reading(&mut r, child.id()));
     let asked = Instant::now();
     keys.write_all(b"\x01x").unwrap();

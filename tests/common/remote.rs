@@ -29,7 +29,23 @@ impl Remote {
     /// Connects to the stub on 127.0.0.1:`port`; a reply that takes longer than `patience` is an
     /// error (never a hang of the test).
     pub fn connect(port: u16, patience: Duration) -> std::io::Result<Remote> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        Remote::over(TcpStream::connect(("127.0.0.1", port))?, patience)
+    }
+
+    /// The same, with a 4 KiB receive buffer: a test that stops reading then fills the path from
+    /// the stub after a few replies, instead of after megabytes of them (which take long on a slow,
+    /// emulated host such as the nested lane's).
+    pub fn connect_with_small_window(port: u16, patience: Duration) -> std::io::Result<Remote> {
+        use nix::sys::socket::{connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+        use std::os::fd::AsRawFd;
+        let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+        // Before connect, so that the window the stub sees is small from the first byte.
+        setsockopt(&fd, sockopt::RcvBuf, &4096)?;
+        connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port))?;
+        Remote::over(TcpStream::from(fd), patience)
+    }
+
+    fn over(stream: TcpStream, patience: Duration) -> std::io::Result<Remote> {
         stream.set_read_timeout(Some(patience))?;
         stream.set_write_timeout(Some(patience))?;
         stream.set_nodelay(true)?;
