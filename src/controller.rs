@@ -199,6 +199,7 @@ impl Controller {
             VcpuEnd::Fault { .. } => ExitStatus::GuestFault,
             VcpuEnd::HostError(_) => ExitStatus::Host,
             VcpuEnd::Internal(_) => ExitStatus::Internal,
+            VcpuEnd::DebugExit(_) => ExitStatus::DebugExit,
             VcpuEnd::Done(_) | VcpuEnd::Stopped => ExitStatus::Ok,
         });
         ended.chain([stopped]).max_by_key(|s| severity(*s)).unwrap_or(ExitStatus::Ok)
@@ -280,19 +281,22 @@ impl Controller {
 }
 
 /// How bad an exit status is, for the run's status with several vCPUs: the worst outcome wins,
-/// in the order 7 > 4 > 1 > 6 > 3 > 5 > 0 (a minikvm bug, then the host, then a guest's fault,
-/// then the reasons the run was stopped).
+/// in the order 7 > 4 > 1 > 9 > 6 > 3 > 5 > 0 (a minikvm bug, then the host, then a guest's
+/// fault, then a guest's own verdict "failed" through debug-exit — it ran correctly to its
+/// verdict, so it ranks below a fault, and it is the guest's result, so above every reason the
+/// run was stopped from outside).
 pub fn severity(status: ExitStatus) -> u8 {
     match status {
         ExitStatus::Ok => 0,
         ExitStatus::InputEnded => 1,
         ExitStatus::Timeout => 2,
         ExitStatus::Stopped => 3,
-        ExitStatus::GuestFault => 4,
-        ExitStatus::Usage => 5,
+        ExitStatus::DebugExit => 4,
+        ExitStatus::GuestFault => 5,
+        ExitStatus::Usage => 6,
         // The lab failing never comes from a vCPU; it ranks with the host's failures.
-        ExitStatus::Host | ExitStatus::LabBroken => 6,
-        ExitStatus::Internal => 7,
+        ExitStatus::Host | ExitStatus::LabBroken => 7,
+        ExitStatus::Internal => 8,
     }
 }
 
@@ -590,6 +594,10 @@ fn report_end(i: usize, name: &str, end: &VcpuEnd, paging: bool) {
             }
         }
         VcpuEnd::HostError(msg) => crate::stderrln!("minikvm: {msg}"),
+        VcpuEnd::DebugExit(v) => crate::stderrln!(
+            "minikvm: `{name}` (vCPU {i}) wrote {v:#x} to the ISA debug-exit port 0xf4: the guest reports a failure \
+             (exit status 9)"
+        ),
         VcpuEnd::Internal(why) => crate::stderrln!(
             "minikvm: internal error: the thread of vCPU {i} (`{name}`) died ({why}); this is a bug in minikvm, \
              please report it with the command line that led to it"
@@ -899,8 +907,8 @@ mod tests {
     #[test]
     fn the_worst_outcome_wins_in_the_documented_order() {
         use ExitStatus::*;
-        // 7 > 4 > 1 > 6 > 3 > 5 > 0, and the lab's 8 with the host's failures.
-        let order = [Internal, Host, GuestFault, Stopped, Timeout, InputEnded, Ok];
+        // 7 > 4 > 1 > 9 > 6 > 3 > 5 > 0, and the lab's 8 with the host's failures.
+        let order = [Internal, Host, GuestFault, DebugExit, Stopped, Timeout, InputEnded, Ok];
         for pair in order.windows(2) {
             assert!(severity(pair[0]) > severity(pair[1]), "{:?} must outrank {:?}", pair[0], pair[1]);
         }

@@ -55,6 +55,8 @@ pub enum VcpuEnd {
     Fault { fault: Fault, report: String },
     /// The controller stopped it.
     Stopped,
+    /// The guest wrote this non-zero value to the ISA debug-exit port: its own verdict "failed".
+    DebugExit(u32),
     /// A KVM ioctl failed.
     HostError(String),
     /// minikvm itself failed: the vCPU's thread died (a panic, with its message and place).
@@ -210,6 +212,7 @@ impl Vcpu {
                     return Outcome::End(VcpuEnd::Fault { fault, report });
                 }
                 Effect::HostError(msg) => return Outcome::End(VcpuEnd::HostError(msg)),
+                Effect::DebugExit(v) => return Outcome::End(VcpuEnd::DebugExit(v)),
             },
             Action::Done => return Outcome::End(VcpuEnd::Done("hlt")),
             Action::Fault(fault) => {
