@@ -260,6 +260,7 @@ impl Machine {
             // guest ~0.6 ms of start-up.
             fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
             if plan.kind == MachineKind::Kernel {
+                kvm::firmware_msrs(&fd)?;
                 kvm::route_pic_to_lapic(&fd)?;
             }
             let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), bus.clone(), host);
