@@ -584,9 +584,9 @@ fn say(notice: &Notice) {
 /// Says on stderr how vCPU `i` ended, when that is news: a fault's report, a host error, a bug.
 fn report_end(i: usize, name: &str, end: &VcpuEnd, paging: bool) {
     match end {
-        VcpuEnd::Fault { fault, report } => {
+        VcpuEnd::Fault { fault, report, long_mode } => {
             crate::stderrln!("minikvm: {report}");
-            if paging && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
+            if paging && !long_mode && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
                 crate::stderrln!(
                     "minikvm: this host's KVM cannot run 32-bit paging (see `minikvm doctor`), so a kernel \
                      that turns paging on triple-faults here. See the README section \"Hosts whose KVM cannot page\"."
@@ -803,7 +803,7 @@ mod tests {
     use Command::{CloseInput, Report, Say, StopAll};
 
     fn fault() -> VcpuEnd {
-        VcpuEnd::Fault { fault: Fault::TripleFault, report: "triple fault".into() }
+        VcpuEnd::Fault { fault: Fault::TripleFault, report: "triple fault".into(), long_mode: false }
     }
 
     /// What the guests show now: no wait for input, at `ms` after `t0`.
