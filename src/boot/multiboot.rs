@@ -178,9 +178,9 @@ fn info_place(segments: &[Segment<'_>], mem_bytes: u64) -> Option<u64> {
     };
     let past_each = segments.iter().map(|s| s.end.next_multiple_of(INFO_SIZE));
     let candidates = [INFO_ADDR, 0x1000].into_iter().chain(past_each).chain([HIGH_RAM]);
-    let mut fitting: Vec<u64> = candidates.filter(|&at| at < LOW_RAM_END || at >= HIGH_RAM).collect();
-    fitting.sort_unstable_by_key(|&at| (at != INFO_ADDR, at));
-    fitting.into_iter().find(|&at| free(at))
+    let mut candidates: Vec<u64> = candidates.collect();
+    candidates.sort_unstable_by_key(|&at| (at != INFO_ADDR, at));
+    candidates.into_iter().find(|&at| free(at))
 }
 
 /// Finds the Multiboot header — 4-byte aligned within the first 8 KiB, magic + flags + checksum = 0
