@@ -61,7 +61,7 @@ fn main() {
     if let Some(elf) = os_1k(&root, &dest, &OS_1K_I386, "kernel.elf") {
         writeln!(
             table,
-            "    BuiltinGuest {{ name: \"os-1k\", description: \"the 1K OS: 32-bit protected mode, paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {elf:?} }},"
+            "    BuiltinGuest {{ name: \"os-1k32\", description: \"the 1K OS on i386: 32-bit protected mode, paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {elf:?} }},"
         )
         .ok();
     }

@@ -177,7 +177,7 @@ fn sigterm_stops_a_running_guest_with_status_6() {
 
 #[test]
 fn a_kernel_runs_alone() {
-    let Some(os) = minikvm::guests::builtin("os-1k") else {
+    let Some(os) = minikvm::guests::builtin("os-1k32") else {
         common::skip("a_kernel_runs_alone", "the 1K OS is not built into this minikvm");
         return;
     };
