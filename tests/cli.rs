@@ -62,6 +62,7 @@ fn doctor_lists_every_probe_and_answers_single_probes() {
         ("paging", "32-bit paging"),
         ("longmode", "64-bit long mode"),
         ("usercall", "ring-3 int 0x80 in long mode"),
+        ("syscall", "ring-3 syscall/sysret in long mode"),
         ("singlestep", "single-step"),
         ("hwbreak", "hardware breakpoints"),
         ("watch", "data breakpoints"),
