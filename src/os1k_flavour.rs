@@ -9,10 +9,17 @@
 //!    programs need the nested lane or the lab.
 //! 4. Neither: **os-1k32**, whose triple fault the report then explains.
 //!
-//! This is the one place that choice is made; it says so in one line on stderr.
+//! This is the one place that choice is made. It says so in one line on stderr when the run stays
+//! on this host ([`announce`]); a run that goes to the lab instead (src/lab.rs: a kernel whose
+//! probes fail here) hands over `os-1k` as it was typed, and the minikvm inside the lab chooses
+//! again, by the lab's own KVM — so the line the user sees names the flavour that really boots.
 
 use crate::doctor::{self, ProbeError};
 use crate::error::{Error, Result};
+use std::sync::OnceLock;
+
+/// This run's choice and why, once `os-1k` was resolved.
+static CHOSEN: OnceLock<(&'static str, &'static str)> = OnceLock::new();
 
 /// What the probes found that the choice depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +48,7 @@ pub fn pick(can: HostCan) -> (&'static str, &'static str) {
     }
 }
 
-/// Probes this host and picks the flavour, saying which on stderr.
+/// Probes this host and picks the flavour (announced later, by [`announce`]).
 pub fn choose() -> Result<&'static str> {
     let can = |name: &str| {
         doctor::probe(name).map_err(|e| match e {
@@ -52,9 +59,20 @@ pub fn choose() -> Result<&'static str> {
     let paging = can("paging")?;
     let longmode = !paging && can("longmode")?;
     let usercall = longmode && can("usercall")?;
-    let (name, why) = pick(HostCan { paging, longmode, usercall });
-    crate::stderrln!("minikvm: os-1k: booting {name}, {why}");
+    let (name, _) = *CHOSEN.get_or_init(|| pick(HostCan { paging, longmode, usercall }));
     Ok(name)
+}
+
+/// Whether this run asked for `os-1k` (and so chose a flavour).
+pub fn asked() -> bool {
+    CHOSEN.get().is_some()
+}
+
+/// Says which flavour boots and why, in one line on stderr, if this run chose one.
+pub fn announce() {
+    if let Some((name, why)) = CHOSEN.get() {
+        crate::stderrln!("minikvm: os-1k: booting {name}, {why}");
+    }
 }
 
 #[cfg(test)]

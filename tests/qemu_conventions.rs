@@ -53,7 +53,10 @@ fn a_kernel_entering_long_mode_itself_finds_cpuid_msrs_and_fw_cfg() {
 #[test]
 fn the_same_kernel_reads_the_same_on_qemu() {
     if common::in_nested_lane() {
-        eprintln!("SKIPPED the_same_kernel_reads_the_same_on_qemu: there is no QEMU inside the nested lane");
+        common::skip("the_same_kernel_reads_the_same_on_qemu", "there is no QEMU inside the nested lane");
+        return;
+    }
+    if common::skip_unless_installed("qemu-system-x86_64", "the_same_kernel_reads_the_same_on_qemu") {
         return;
     }
     let (_d, kernel) = file("long-mode-qemu.elf", LONG_MODE_QEMU);
@@ -137,7 +140,10 @@ fn ring3_syscall_runs_where_the_probe_says_and_is_explained_where_not() {
 #[test]
 fn ring3_syscall_runs_on_qemu() {
     if common::in_nested_lane() {
-        eprintln!("SKIPPED ring3_syscall_runs_on_qemu: there is no QEMU inside the nested lane");
+        common::skip("ring3_syscall_runs_on_qemu", "there is no QEMU inside the nested lane");
+        return;
+    }
+    if common::skip_unless_installed("qemu-system-x86_64", "ring3_syscall_runs_on_qemu") {
         return;
     }
     let (_d, kernel) = file("ring3-syscall.elf", RING3_SYSCALL);
