@@ -7,7 +7,8 @@
 //!   with `guest/guest64.ld`.
 //! * `guest/seed/*.S` — flat 32-bit kernels for `--paging` (seed compatibility mode).
 //! * `guest/test-kernels/*.S` — small Multiboot kernels for the tests only (not built-in guests),
-//!   linked at 1 MiB into `$OUT_DIR/test-kernels/NAME.elf`, which the tests embed.
+//!   linked at 1 MiB (or where a `# link-address:` line says) into `$OUT_DIR/test-kernels/NAME.elf`,
+//!   which the tests embed.
 //! * `os-1k/` — the 1K OS, in two flavours from the same shared C code: every `.c` and `.S` below
 //!   `os-1k/` except `os-1k/arch/`, plus those of one `os-1k/arch/<arch>/`, compiled with
 //!   `gcc -ffreestanding` and linked with that directory's `kernel.ld`. i386 (`-m32`): one
@@ -60,7 +61,7 @@ fn main() {
     if let Some(elf) = os_1k(&root, &dest, &OS_1K_I386, "kernel.elf") {
         writeln!(
             table,
-            "    BuiltinGuest {{ name: \"os-1k\", description: \"the 1K OS: 32-bit protected mode, paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {elf:?} }},"
+            "    BuiltinGuest {{ name: \"os-1k32\", description: \"the 1K OS on i386: 32-bit protected mode, paging, ring-3 programs, timer and console interrupts\", kind: GuestKind::Multiboot, image: include_bytes!({elf:?}), bin_path: {elf:?}, elf_path: {elf:?} }},"
         )
         .ok();
     }
@@ -159,8 +160,11 @@ fn test_kernels(root: &Path, out_dir: &Path) {
         let name = src.file_stem().unwrap_or_default().to_string_lossy().into_owned();
         let obj = out.join(format!("{name}.o"));
         run(Command::new("as").args(["--32", "-I"]).arg(&dir).arg("-o").arg(&obj).arg(&src));
+        // A kernel may ask for another place with a line `# link-address: 0x8000`.
+        let text = fs::read_to_string(&src).unwrap_or_default();
+        let at = text.lines().find_map(|l| l.strip_prefix("# link-address: ")).unwrap_or("0x100000").trim();
         run(Command::new("ld")
-            .args(["-m", "elf_i386", "-Ttext", "0x100000", "-e", "_start", "-o"])
+            .args(["-m", "elf_i386", "-Ttext", at, "-e", "_start", "-o"])
             .arg(out.join(format!("{name}.elf")))
             .arg(&obj));
     }

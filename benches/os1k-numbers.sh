@@ -1,17 +1,50 @@
 #!/bin/sh
-# VM exits and time of the 1K OS on minikvm: power-on to the menu, and each program.
-# Needs a KVM that runs 32-bit paging: the nested lane runs it (.ci/nested-lane --numbers) and the
-# README shows its table. Method: `minikvm --stats os-1k` with a scripted input per program; the
+# VM exits and time of both flavours of the 1K OS on minikvm, side by side: power-on to the menu,
+# and each program. The nested lane runs it (.ci/nested-lane --numbers) and the README shows its
+# table. Method: `minikvm --stats os-1k32` (and `os-1k64`) with a scripted input per program; the
 # baseline run only powers off at the menu ("0"), and each program's row is its run minus the
-# baseline, so boot and power-off cancel out. POSIX sh, so busybox runs it too.
+# baseline, so boot and power-off cancel out. A flavour this host's KVM cannot boot, or whose
+# programs it cannot run (`minikvm doctor`: os-1k32 needs `paging`; os-1k64 needs `longmode`, and
+# `usercall` for its programs), gets "n/a" in those cells: on this project's own machines the
+# 64-bit OS runs to its menu only. POSIX sh, so busybox runs it too.
 #   usage: benches/os1k-numbers.sh [MINIKVM]
 set -eu
 MINIKVM=${1:-${MINIKVM_BIN:-minikvm}}
 
-# run INPUT -> prints "EXITS MILLISECONDS" from the --stats table
+# run FLAVOUR INPUT -> prints "EXITS MILLISECONDS" from the --stats table
 run() {
-    printf "$1" | "$MINIKVM" --stats --eof-grace 10 os-1k 2>&1 >/dev/null |
+    printf "$2" | "$MINIKVM" --stats --eof-grace 10 "$1" 2>&1 >/dev/null |
         awk '/: [0-9]+ exits$/ { e = $(NF-1) } /time: / { t = $2 } END { print e, t }'
+}
+
+can() { "$MINIKVM" doctor --probe "$1" >/dev/null 2>&1; }
+
+# What each flavour can do here: "all", "menu" or "none".
+reach() {
+    case $1 in
+    os-1k32) if can paging; then echo all; else echo none; fi ;;
+    os-1k64) if ! can longmode; then echo none; elif can usercall; then echo all; else echo menu; fi ;;
+    esac
+}
+R32=$(reach os-1k32)
+R64=$(reach os-1k64)
+
+# cells FLAVOUR REACH INPUT FIRST -> appends "| exits | time " to $LINE (the baseline absolute,
+# programs as deltas from it); not in a subshell, so the baseline stays in base_e_* / base_t_*.
+cells() {
+    key=$(echo "$1" | tr -cd 'a-z0-9')
+    if [ "$2" = none ] || { [ "$2" = menu ] && [ "$4" = 0 ]; }; then
+        LINE="$LINE| n/a | n/a "
+        return
+    fi
+    set -- "$1" "$2" "$3" "$4" $(run "$1" "$3")
+    if [ "$4" = 1 ]; then
+        eval "base_e_$key=$5; base_t_$key=$6"
+        LINE="$LINE| $5 | $6 "
+    else
+        eval "be=\$base_e_$key; bt=\$base_t_$key"
+        LINE="$LINE| +$(($5 - be)) | +$(awk "BEGIN { printf \"%.1f\", $6 - $bt }") "
+    fi
 }
 
 set -- "power-on to the menu, then 0 (power off)|0\n" \
@@ -25,23 +58,15 @@ set -- "power-on to the menu, then 0 (power off)|0\n" \
     "8 greatest common divisor|8\n84 36\n0\n" \
     "9 about|9\n0\n"
 
-echo "| run | VM exits | time (ms) |"
-echo "|---|---|---|"
-base_e=0
-base_t=0
+echo "| run | os-1k32 VM exits | os-1k32 time (ms) | os-1k64 VM exits | os-1k64 time (ms) |"
+echo "|---|---|---|---|---|"
 first=1
 for case in "$@"; do
     name=${case%%|*}
     input=${case#*|}
-    set -- $(run "$input")
-    e=$1
-    t=$2
-    if [ $first = 1 ]; then
-        base_e=$e
-        base_t=$t
-        first=0
-        echo "| $name | $e | $t |"
-    else
-        echo "| $name | +$((e - base_e)) | +$(awk "BEGIN { printf \"%.1f\", $t - $base_t }") |"
-    fi
+    LINE="| $name "
+    cells os-1k32 "$R32" "$input" $first
+    cells os-1k64 "$R64" "$input" $first
+    echo "$LINE|"
+    first=0
 done

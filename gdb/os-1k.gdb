@@ -1,6 +1,6 @@
 # gdb/os-1k.gdb: a 1K OS kernel session.
 #
-#   minikvm --gdb 1234 os-1k             (one terminal; the kernel waits at its first instruction)
+#   minikvm --gdb 1234 os-1k32           (one terminal; the kernel waits at its first instruction)
 #   gdb -x gdb/os-1k.gdb                  (another: connects to :1234, stops in kernel_main)
 #
 # Another port: MINIKVM_GDB_PORT=4321 gdb -x gdb/os-1k.gdb

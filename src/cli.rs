@@ -9,7 +9,7 @@ use std::path::PathBuf;
     name = "minikvm",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  minikvm hello                      run a built-in guest\n  minikvm multiplication counter     two guests on two vCPUs at once\n  minikvm os-1k                      boot the 1K OS\n  minikvm --long-mode hello64        a 64-bit flat guest\n  minikvm --gdb 1234 hello           wait for gdb on 127.0.0.1:1234\n  minikvm list                       the built-in guests\n  minikvm doctor                     what this host's KVM can run\n\nInteractive runs: press Ctrl-A then x to quit."
+    after_help = "Examples:\n  minikvm hello                      run a built-in guest\n  minikvm multiplication counter     two guests on two vCPUs at once\n  minikvm os-1k                      boot the 1K OS in the flavour this host runs\n  minikvm --long-mode hello64        a 64-bit flat guest\n  minikvm --gdb 1234 hello           wait for gdb on 127.0.0.1:1234\n  minikvm list                       the built-in guests\n  minikvm doctor                     what this host's KVM can run\n\nInteractive runs: press Ctrl-A then x to quit."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -199,6 +199,7 @@ impl Controller {
             VcpuEnd::Fault { .. } => ExitStatus::GuestFault,
             VcpuEnd::HostError(_) => ExitStatus::Host,
             VcpuEnd::Internal(_) => ExitStatus::Internal,
+            VcpuEnd::DebugExit(_) => ExitStatus::DebugExit,
             VcpuEnd::Done(_) | VcpuEnd::Stopped => ExitStatus::Ok,
         });
         ended.chain([stopped]).max_by_key(|s| severity(*s)).unwrap_or(ExitStatus::Ok)
@@ -280,19 +281,22 @@ impl Controller {
 }
 
 /// How bad an exit status is, for the run's status with several vCPUs: the worst outcome wins,
-/// in the order 7 > 4 > 1 > 6 > 3 > 5 > 0 (a minikvm bug, then the host, then a guest's fault,
-/// then the reasons the run was stopped).
+/// in the order 7 > 4 > 1 > 9 > 6 > 3 > 5 > 0 (a minikvm bug, then the host, then a guest's
+/// fault, then a guest's own verdict "failed" through debug-exit — it ran correctly to its
+/// verdict, so it ranks below a fault, and it is the guest's result, so above every reason the
+/// run was stopped from outside).
 pub fn severity(status: ExitStatus) -> u8 {
     match status {
         ExitStatus::Ok => 0,
         ExitStatus::InputEnded => 1,
         ExitStatus::Timeout => 2,
         ExitStatus::Stopped => 3,
-        ExitStatus::GuestFault => 4,
-        ExitStatus::Usage => 5,
+        ExitStatus::DebugExit => 4,
+        ExitStatus::GuestFault => 5,
+        ExitStatus::Usage => 6,
         // The lab failing never comes from a vCPU; it ranks with the host's failures.
-        ExitStatus::Host | ExitStatus::LabBroken => 6,
-        ExitStatus::Internal => 7,
+        ExitStatus::Host | ExitStatus::LabBroken => 7,
+        ExitStatus::Internal => 8,
     }
 }
 
@@ -580,9 +584,9 @@ fn say(notice: &Notice) {
 /// Says on stderr how vCPU `i` ended, when that is news: a fault's report, a host error, a bug.
 fn report_end(i: usize, name: &str, end: &VcpuEnd, paging: bool) {
     match end {
-        VcpuEnd::Fault { fault, report } => {
+        VcpuEnd::Fault { fault, report, long_mode } => {
             crate::stderrln!("minikvm: {report}");
-            if paging && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
+            if paging && !long_mode && *fault == Fault::TripleFault && crate::doctor::probe("paging") == Ok(false) {
                 crate::stderrln!(
                     "minikvm: this host's KVM cannot run 32-bit paging (see `minikvm doctor`), so a kernel \
                      that turns paging on triple-faults here. See the README section \"Hosts whose KVM cannot page\"."
@@ -590,6 +594,10 @@ fn report_end(i: usize, name: &str, end: &VcpuEnd, paging: bool) {
             }
         }
         VcpuEnd::HostError(msg) => crate::stderrln!("minikvm: {msg}"),
+        VcpuEnd::DebugExit(v) => crate::stderrln!(
+            "minikvm: `{name}` (vCPU {i}) wrote {v:#x} to the ISA debug-exit port 0xf4: the guest reports a failure \
+             (exit status 9)"
+        ),
         VcpuEnd::Internal(why) => crate::stderrln!(
             "minikvm: internal error: the thread of vCPU {i} (`{name}`) died ({why}); this is a bug in minikvm, \
              please report it with the command line that led to it"
@@ -795,7 +803,7 @@ mod tests {
     use Command::{CloseInput, Report, Say, StopAll};
 
     fn fault() -> VcpuEnd {
-        VcpuEnd::Fault { fault: Fault::TripleFault, report: "triple fault".into() }
+        VcpuEnd::Fault { fault: Fault::TripleFault, report: "triple fault".into(), long_mode: false }
     }
 
     /// What the guests show now: no wait for input, at `ms` after `t0`.
@@ -860,6 +868,9 @@ mod tests {
             row("stopped vCPUs end the run, status 6", TWO, vec![Wake::Signal(15), Wake::Ended(0, VcpuEnd::Stopped)], Wake::Ended(1, VcpuEnd::Stopped), vec![], Some(R::User), true, S::Stopped),
             row("a fault outranks the stop (1 > 6)", TWO, vec![Wake::Signal(15), Wake::Ended(0, fault())], Wake::Ended(1, VcpuEnd::Stopped), vec![], Some(R::User), true, S::GuestFault),
             row("a host error outranks a fault (4 > 1)", TWO, vec![Wake::Ended(0, fault())], Wake::Ended(1, VcpuEnd::HostError("x".into())), vec![Report(1)], None, true, S::Host),
+            row("a debug-exit verdict is reported and ends only its vCPU", TWO, vec![], Wake::Ended(0, VcpuEnd::DebugExit(3)), vec![Report(0)], None, false, S::DebugExit),
+            row("a fault outranks a debug-exit verdict (1 > 9)", TWO, vec![Wake::Ended(0, VcpuEnd::DebugExit(3))], Wake::Ended(1, fault()), vec![Report(1)], None, true, S::GuestFault),
+            row("a debug-exit verdict outranks the stop (9 > 6)", TWO, vec![Wake::Signal(15), Wake::Ended(0, VcpuEnd::DebugExit(3))], Wake::Ended(1, VcpuEnd::Stopped), vec![], Some(R::User), true, S::DebugExit),
             row("a fault outranks a timeout (1 > 3)", TWO_TIMED, vec![Wake::Ended(0, fault()), look_at(t0, 1000)], Wake::Ended(1, VcpuEnd::Stopped), vec![], Some(R::Timeout), true, S::GuestFault),
             row("a guest polling ended input through its grace stops the run", TWO, eof_then_poll(), polling_at(t0, 2000, 9000), vec![StopAll], Some(R::InputEnded), false, S::InputEnded),
             row("polling while stdin is open is no wait", TWO, vec![polling_at(t0, 0, 1)], polling_at(t0, 2000, 9000), vec![], None, false, S::Ok),
@@ -899,8 +910,8 @@ mod tests {
     #[test]
     fn the_worst_outcome_wins_in_the_documented_order() {
         use ExitStatus::*;
-        // 7 > 4 > 1 > 6 > 3 > 5 > 0, and the lab's 8 with the host's failures.
-        let order = [Internal, Host, GuestFault, Stopped, Timeout, InputEnded, Ok];
+        // 7 > 4 > 1 > 9 > 6 > 3 > 5 > 0, and the lab's 8 with the host's failures.
+        let order = [Internal, Host, GuestFault, DebugExit, Stopped, Timeout, InputEnded, Ok];
         for pair in order.windows(2) {
             assert!(severity(pair[0]) > severity(pair[1]), "{:?} must outrank {:?}", pair[0], pair[1]);
         }

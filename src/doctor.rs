@@ -38,6 +38,12 @@ pub const PROBES: &[Probe] = &[
         hint: "the 64-bit 1K OS's programs need it; some nested KVMs raise #UD instead: minikvm then runs kernels in the lab (see the README)",
         run: usercall_probe,
     },
+    Probe {
+        name: "syscall",
+        what: "ring-3 syscall/sysret in long mode",
+        hint: "a 64-bit kernel entered by `syscall` needs it; some nested KVMs run the handler at CPL 3: use the nested lane (.ci/nested-lane) or real hardware",
+        run: syscall_probe,
+    },
     Probe { name: "singlestep", what: "single-step (KVM_GUESTDBG_SINGLESTEP)", hint: "gdb `stepi` needs it", run: singlestep_probe },
     Probe { name: "hwbreak", what: "hardware breakpoints (DR0-DR3)", hint: "gdb `hbreak`/`watch` need it", run: hwbreak_probe },
     Probe {
@@ -111,6 +117,21 @@ pub fn report() -> Result<String> {
     Ok(s)
 }
 
+/// For a guest that shut down in ring 3 of long mode: when this host's KVM fails the probes of
+/// ring 3 making system calls, one line naming them and pointing to where such kernels run.
+pub fn ring3_calls_hint() -> Option<String> {
+    let failing: Vec<&str> = ["usercall", "syscall"].into_iter().filter(|p| probe(p) == Ok(false)).collect();
+    if failing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "this host's KVM cannot run ring 3 making system calls in long mode (`minikvm doctor` probes {} fail: \
+         int $0x80 from ring 3 raises #UD, `syscall` enters its handler still at CPL 3), so a 64-bit kernel's \
+         programs fault here; run it in the nested lane or the lab (README \"Hosts whose KVM cannot page\")",
+        failing.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" and ")
+    ))
+}
+
 // ----- the probe guests ------------------------------------------------------------------------
 
 const CODE: u64 = 0x1000;
@@ -150,6 +171,11 @@ fn run_probe(kvm: &Kvm, setup: ProbeSetup) -> std::result::Result<Seen, String> 
         ram.write(*gpa, bytes)?;
     }
     let mut vcpu = vm.create_vcpu(0).during("creating a probe vCPU").map_err(err)?;
+    if setup.long {
+        // What a kernel gets: KVM's supported CPUID (long mode, syscall) with minikvm's leaf.
+        let cpuid = kvm::guest_cpuid(kvm, 0).map_err(err)?;
+        vcpu.set_cpuid2(&cpuid).during("setting probe CPUID").map_err(err)?;
+    }
     let mut sregs = vcpu.get_sregs().during("reading probe sregs").map_err(err)?;
     if setup.protected {
         let mut code: kvm_segment = flat_segment(0x08, true, 0);
@@ -306,23 +332,39 @@ fn usercall_probe(kvm: &Kvm) -> std::result::Result<(), String> {
         0x48, 0xcf,                                     // iretq: to ring 3
     ];
     code[..kernel.len()].copy_from_slice(&kernel);
-    code[0x100..0x104].copy_from_slice(&[0xcd, 0x80, 0x0f, 0x0b]); // ring 3: int $0x80 ; ud2
-                                                                   // The gate's handler, ring 0: movzwl 8(%rsp),%eax (the interrupted CS, above RIP) ;
-                                                                   // out %eax,$0x10 ; hlt
+    // Ring 3: int $0x80 ; ud2
+    code[0x100..0x104].copy_from_slice(&[0xcd, 0x80, 0x0f, 0x0b]);
+    // The gate's handler, ring 0: movzwl 8(%rsp),%eax (the interrupted CS, above RIP) ; out %eax,$0x10 ; hlt
     code[0x180..0x188].copy_from_slice(&[0x0f, 0xb7, 0x44, 0x24, 0x08, 0xe7, 0x10, 0xf4]);
 
-    let quads = |q: &[u64]| q.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
     // null; 0x08 ring-0 code (L = 1); 0x10 ring-0 data; 0x18 ring-3 code (L = 1); 0x20 ring-3
     // data; 0x28 a 16-byte TSS descriptor (base 0x3000, limit 0x67).
-    let gdt = quads(&[
-        0,
-        0x00af_9a00_0000_ffff,
-        0x00cf_9200_0000_ffff,
-        0x00af_fa00_0000_ffff,
-        0x00cf_f200_0000_ffff,
-        0x0000_8900_3000_0067,
-        0,
-    ]);
+    let gdt = [0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff, 0x00af_fa00_0000_ffff, 0x00cf_f200_0000_ffff];
+    let handler = CODE + 0x180;
+    let gate = quads(&[(handler & 0xffff) | (0x08 << 16) | (0xee << 40) | ((handler >> 16) << 48), 0]);
+    let mut setup = ring3_setup(code, &gdt, 0);
+    setup.extra.push((0x4000 + 0x80 * 16, gate));
+    match run_probe(kvm, setup)? {
+        Seen::Out(PROBE_PORT, 0x1b) => Ok(()),
+        Seen::Out(PROBE_PORT, cs) => Err(format!("the call arrived from CS {cs:#x}, not ring 3's 0x1b")),
+        Seen::Other(s) if s == "triple fault" => {
+            Err("triple fault (the int $0x80 in ring 3 did not reach its gate)".into())
+        }
+        other => Err(describe(other)),
+    }
+}
+
+fn quads(q: &[u64]) -> Vec<u8> {
+    q.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A long-mode probe machine whose code at [`CODE`] can drop to ring 3: `gdt`'s five descriptors
+/// plus a TSS (0x28, base 0x3000, RSP0 = 0x9000), the GDT and IDT pointers at 0x2100 and 0x2110
+/// (an IDT of 0x81 gates at 0x4000, all absent unless added), and page tables with the user bit
+/// at every level mapping one 2 MiB page at 0. `sce` is EFER.SCE (syscall/sysret on).
+fn ring3_setup(code: Vec<u8>, gdt: &[u64; 5], sce: u64) -> ProbeSetup {
+    let mut descriptors = gdt.to_vec();
+    descriptors.extend([0x0000_8900_3000_0067, 0]);
     let mut pointers = vec![0u8; 0x20]; // at 0x2100: the GDT's, then at 0x2110 the IDT's
     pointers[..2].copy_from_slice(&((7 * 8 - 1) as u16).to_le_bytes());
     pointers[2..10].copy_from_slice(&0x2000u64.to_le_bytes());
@@ -330,19 +372,15 @@ fn usercall_probe(kvm: &Kvm) -> std::result::Result<(), String> {
     pointers[0x12..0x1a].copy_from_slice(&0x4000u64.to_le_bytes());
     let mut tss = vec![0u8; 0x68];
     tss[4..12].copy_from_slice(&0x9000u64.to_le_bytes()); // RSP0: the ring-0 stack for the call
-    let handler = CODE + 0x180;
-    let gate = quads(&[(handler & 0xffff) | (0x08 << 16) | (0xee << 40) | ((handler >> 16) << 48), 0]);
-    // Page tables with the user bit at every level: one 2 MiB page at 0 (PS | U | W | P).
     let extra = vec![
-        (0x2000, gdt),
+        (0x2000, quads(&descriptors)),
         (0x2100, pointers),
         (0x3000, tss),
-        (0x4000 + 0x80 * 16, gate),
-        (0x5000, 0x6007u64.to_le_bytes().to_vec()),
+        (0x5000, 0x6007u64.to_le_bytes().to_vec()), // PS | U | W | P at every level
         (0x6000, 0x7007u64.to_le_bytes().to_vec()),
         (0x7000, 0x87u64.to_le_bytes().to_vec()),
     ];
-    let setup = ProbeSetup {
+    ProbeSetup {
         code,
         extra,
         protected: true,
@@ -350,14 +388,53 @@ fn usercall_probe(kvm: &Kvm) -> std::result::Result<(), String> {
         cr0: 0x8000_0011,
         cr3: 0x5000,
         cr4: 0x20,
-        efer: 0x500,
+        efer: 0x500 | sce,
         debug: None,
-    };
-    match run_probe(kvm, setup)? {
-        Seen::Out(PROBE_PORT, 0x1b) => Ok(()),
-        Seen::Out(PROBE_PORT, cs) => Err(format!("the call arrived from CS {cs:#x}, not ring 3's 0x1b")),
+    }
+}
+
+/// A long-mode guest drops to ring 3 and makes two system calls with `syscall`, returning from
+/// the first with `sysretq`: the handler at LSTAR must run at ring 0 (CS 0x08, from STAR) and
+/// `sysretq` must land in ring 3 (CS 0x23). The second call reports both: (ring-3 CS << 16) | the
+/// handler's CS. The 64-bit 1K OS could enter its kernel this way; some nested KVMs run the
+/// handler still at CPL 3, where its first `out` raises #GP.
+fn syscall_probe(kvm: &Kvm) -> std::result::Result<(), String> {
+    let mut code = vec![0u8; 0x1a0];
+    #[rustfmt::skip]
+    let kernel = [
+        0x0f, 0x01, 0x14, 0x25, 0x00, 0x21, 0x00, 0x00, // lgdt 0x2100
+        0x0f, 0x01, 0x1c, 0x25, 0x10, 0x21, 0x00, 0x00, // lidt 0x2110
+        0x66, 0xb8, 0x28, 0x00, 0x0f, 0x00, 0xd8,       // mov $0x28,%ax ; ltr %ax
+        0xb9, 0x81, 0x00, 0x00, 0xc0, 0x31, 0xc0,       // mov $STAR,%ecx ; xor %eax,%eax
+        0xba, 0x08, 0x00, 0x10, 0x00, 0x0f, 0x30,       // mov $0x00100008,%edx ; wrmsr: syscall CS 0x08, sysret base 0x10
+        0xb9, 0x82, 0x00, 0x00, 0xc0,                   // mov $LSTAR,%ecx
+        0xb8, 0x80, 0x11, 0x00, 0x00, 0x31, 0xd2,       // mov $0x1180,%eax ; xor %edx,%edx
+        0x0f, 0x30, 0x45, 0x31, 0xed,                   // wrmsr ; xor %r13d,%r13d (calls made)
+        0x6a, 0x1b, 0x68, 0x00, 0x80, 0x00, 0x00,       // push $0x1b (SS) ; push $0x8000 (RSP)
+        0x6a, 0x02, 0x6a, 0x23,                         // push $2 (RFLAGS) ; push $0x23 (CS, ring 3)
+        0x68, 0x00, 0x11, 0x00, 0x00, 0x48, 0xcf,       // push $0x1100 (RIP) ; iretq: to ring 3
+    ];
+    code[..kernel.len()].copy_from_slice(&kernel);
+    // Ring 3: syscall ; mov %cs,%r14d ; syscall ; ud2
+    code[0x100..0x109].copy_from_slice(&[0x0f, 0x05, 0x41, 0x8c, 0xce, 0x0f, 0x05, 0x0f, 0x0b]);
+    #[rustfmt::skip]
+    let handler = [
+        0x41, 0xff, 0xc5, 0x41, 0x83, 0xfd, 0x01,       // inc %r13d ; cmp $1,%r13d
+        0x75, 0x03, 0x48, 0x0f, 0x07,                   // jne 1f ; sysretq (the first call returns)
+        0x66, 0x8c, 0xc8, 0x0f, 0xb7, 0xc0,             // 1: mov %cs,%ax ; movzwl %ax,%eax
+        0x41, 0xc1, 0xe6, 0x10, 0x44, 0x09, 0xf0,       // shl $16,%r14d ; or %r14d,%eax
+        0xe7, 0x10, 0xf4,                               // out %eax,$0x10 ; hlt
+    ];
+    code[0x180..0x180 + handler.len()].copy_from_slice(&handler);
+    // sysretq takes CS = base + 16 and SS = base + 8: so ring-3 data (0x18) comes before ring-3 code (0x20).
+    let gdt = [0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff, 0x00cf_f200_0000_ffff, 0x00af_fa00_0000_ffff];
+    match run_probe(kvm, ring3_setup(code, &gdt, 1))? {
+        Seen::Out(PROBE_PORT, 0x0023_0008) => Ok(()),
+        Seen::Out(PROBE_PORT, v) => {
+            Err(format!("the handler ran with CS {:#x} after a sysret to CS {:#x}", v & 0xffff, v >> 16))
+        }
         Seen::Other(s) if s == "triple fault" => {
-            Err("triple fault (the int $0x80 in ring 3 did not reach its gate)".into())
+            Err("triple fault (the syscall handler could not run at ring 0: #GP on its `out`)".into())
         }
         other => Err(describe(other)),
     }

@@ -27,6 +27,8 @@ pub enum ExitStatus {
     /// The lab (an emulated PC with a real KVM, for hosts whose KVM cannot run the guest) could
     /// not be set up or failed; one line says why.
     LabBroken = 8,
+    /// The guest wrote a non-zero value to QEMU's ISA debug-exit port (0xF4): its own "failed".
+    DebugExit = 9,
 }
 
 impl ExitStatus {

@@ -28,7 +28,12 @@ pub struct BuiltinGuest {
 
 pub static BUILTIN: &[BuiltinGuest] = include!(concat!(env!("OUT_DIR"), "/builtin_guests.rs"));
 
+/// `os-1k` names no file of its own: a run probes which flavour to boot
+/// ([`crate::os1k_flavour`]). As a name to look up, it stands for `os-1k32`.
+pub const OS_1K: &str = "os-1k";
+
 pub fn builtin(name: &str) -> Option<&'static BuiltinGuest> {
+    let name = if name == OS_1K { "os-1k32" } else { name };
     BUILTIN.iter().find(|g| g.name == name)
 }
 
@@ -48,6 +53,9 @@ const MAX_KERNEL_FILE: u64 = 64 << 20;
 /// Resolves a GUEST argument. A built-in name wins over a file of the same name in the current
 /// directory (write `./hello` for the file); anything else is a path.
 pub fn resolve(arg: &str) -> Result<Guest> {
+    if arg == OS_1K {
+        return resolve(crate::os1k_flavour::choose()?);
+    }
     if !arg.contains('/') {
         if let Some(g) = builtin(arg) {
             return Ok(Guest {
@@ -101,6 +109,11 @@ pub fn list() -> String {
     let mut s = String::new();
     for g in BUILTIN {
         s += &format!("{:<15} {}\n  binary: {}\n  elf:    {}\n", g.name, g.description, g.bin_path, g.elf_path);
+    }
+    if builtin("os-1k32").is_some() && builtin("os-1k64").is_some() {
+        s += &format!(
+            "{OS_1K:<15} the 1K OS in the flavour this host's KVM runs: os-1k32 or os-1k64, probed at each run\n"
+        );
     }
     s
 }

@@ -73,7 +73,8 @@ pub fn choose(args: &RunArgs, cfg: &Config) -> Option<Reason> {
 /// Says why in one line on stderr and replaces this process by the lab script, which runs this
 /// same binary with the same arguments (less `--lab`) inside the lab. Returns only on failure.
 pub fn hand_over(reason: &Reason, cfg: &Config) -> ExitStatus {
-    let what = cfg.names.join(" ");
+    // `os-1k` is handed over as typed: the minikvm inside picks its flavour by the lab's KVM.
+    let what = if crate::os1k_flavour::asked() { crate::guests::OS_1K.to_string() } else { cfg.names.join(" ") };
     match reason {
         Reason::Asked => crate::stderrln!("minikvm: running {what} in the lab (an emulated PC with a real KVM inside)"),
         Reason::HostCannot(missing) => crate::stderrln!(

@@ -20,6 +20,7 @@ pub mod gdb;
 pub mod guests;
 pub mod kvm;
 pub mod lab;
+pub mod os1k_flavour;
 pub mod stats;
 pub mod stdio;
 pub mod vmm;

@@ -7,7 +7,7 @@ use clap::Parser;
 use minikvm::cli::{Cli, Command};
 use minikvm::error::ExitStatus;
 use minikvm::stdio::StderrLog;
-use minikvm::{controller, doctor, guests, kvm, lab, stderrln, stdout, vmm};
+use minikvm::{controller, doctor, guests, kvm, lab, os1k_flavour, stderrln, stdout, vmm};
 use std::process::exit;
 
 fn main() {
@@ -53,7 +53,10 @@ fn main() {
                     controller::unblock_stop_signals(&stop_signals);
                     lab::hand_over(&reason, &cfg)
                 }
-                None => vmm::run(cfg).unwrap_or_else(|e| fail(&e.to_string(), e.status())),
+                None => {
+                    os1k_flavour::announce();
+                    vmm::run(cfg).unwrap_or_else(|e| fail(&e.to_string(), e.status()))
+                }
             },
             Err(e) => fail(&e.to_string(), e.status()),
         },

@@ -250,7 +250,8 @@ impl Machine {
             log::info!("loaded {} bytes at GPA {gpa:#x}", bytes.len());
         }
         let host = HostCaps::of(&kvm)?;
-        let bus = Arc::new(ports::pc_ports(&console));
+        let ram_bytes = plan.memory.iter().map(|(_, len)| *len as u64).sum();
+        let bus = Arc::new(ports::pc_ports(&console, ram_bytes, plan.cpus.len() as u16));
         let mut vcpus = Vec::new();
         for (i, start) in plan.cpus.iter().enumerate() {
             let fd = vm.create_vcpu(i as u64).during("creating a vCPU")?;
@@ -259,6 +260,7 @@ impl Machine {
             // guest ~0.6 ms of start-up.
             fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
             if plan.kind == MachineKind::Kernel {
+                kvm::firmware_msrs(&fd)?;
                 kvm::route_pic_to_lapic(&fd)?;
             }
             let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), bus.clone(), host);

@@ -62,6 +62,7 @@ fn doctor_lists_every_probe_and_answers_single_probes() {
         ("paging", "32-bit paging"),
         ("longmode", "64-bit long mode"),
         ("usercall", "ring-3 int 0x80 in long mode"),
+        ("syscall", "ring-3 syscall/sysret in long mode"),
         ("singlestep", "single-step"),
         ("hwbreak", "hardware breakpoints"),
         ("watch", "data breakpoints"),
@@ -177,7 +178,7 @@ fn sigterm_stops_a_running_guest_with_status_6() {
 
 #[test]
 fn a_kernel_runs_alone() {
-    let Some(os) = minikvm::guests::builtin("os-1k") else {
+    let Some(os) = minikvm::guests::builtin("os-1k32") else {
         common::skip("a_kernel_runs_alone", "the 1K OS is not built into this minikvm");
         return;
     };

@@ -6,7 +6,7 @@
 //!
 //! - **templates**: guests built from instruction templates biased to port I/O — `in`/`out` and
 //!   `rep ins`/`rep outs` of every size and many repeat counts on every modelled port (the hypercall
-//!   port 0x500, COM1 0x3F8–0x3FF) and on unclaimed ones, GETCHAR pairs, PUTCHAR, control-register
+//!   port 0x500, COM1 0x3F8–0x3FF, fw_cfg 0x510–0x511, debug-exit 0xF4) and on unclaimed ones, GETCHAR pairs, PUTCHAR, control-register
 //!   writes, `lgdt`/`lidt` of garbage, `int n`, far jumps — plus runs of random bytes. Half are
 //!   real-mode guests, half switch to 32-bit protected mode first.
 //! - **random bytes**: 4 KiB of random bytes as a real-mode guest.
@@ -38,10 +38,12 @@ const THREADS: usize = 2;
 const GARBAGE: u32 = 0x3000;
 const BUFFERS: u32 = 0x4000;
 
-/// Ports worth hitting: the modelled ones, their neighbours, and a few unclaimed classics.
+/// Ports worth hitting: the modelled ones (the hypercall port, COM1, fw_cfg's selector and data,
+/// debug-exit, which ends its guest), their neighbours, and a few unclaimed classics.
 const PORTS: &[u16] = &[
     0x500, 0x500, 0x500, 0x501, 0x4ff, 0x3f8, 0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fd, 0x3fe, 0x3ff, 0x3f7,
-    0x400, 0x60, 0x64, 0x70, 0x80, 0x20, 0x40, 0xcf8, 0xffff, 0,
+    0x510, 0x511, 0x511, 0x50f, 0x512, 0xf4, 0xf3, 0xf7, 0xf8, 0x400, 0x60, 0x64, 0x70, 0x80, 0x20, 0x40, 0xcf8,
+    0xffff, 0,
 ];
 const COUNTS: &[u32] = &[0, 1, 1, 2, 3, 4, 7, 8, 15, 16, 17, 100, 255, 256, 1000, 0x800];
 
@@ -124,7 +126,7 @@ fn fuzz(run: &FuzzRun, make: fn(&mut fastrand::Rng, bool) -> Vec<u8>, valid_only
     let batches = run.cases.div_ceil(PER_RUN);
     let next = AtomicUsize::new(0);
     let ran = AtomicUsize::new(0);
-    let statuses = Mutex::new([0usize; 8]);
+    let statuses = Mutex::new([0usize; 10]);
     let failures = Mutex::new(Vec::new());
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -158,7 +160,7 @@ fn fuzz(run: &FuzzRun, make: fn(&mut fastrand::Rng, bool) -> Vec<u8>, valid_only
                     Some(code @ (2 | 7)) => Err(format!("status {code}: {}", String::from_utf8_lossy(&out.stderr))),
                     _ => Ok(()),
                 });
-                if let Some(code) = out.status.code().filter(|c| (0..8).contains(c)) {
+                if let Some(code) = out.status.code().filter(|c| (0..10).contains(c)) {
                     statuses.lock().unwrap()[code as usize] += 1;
                 }
                 if let Err(why) = verdict {
@@ -174,7 +176,7 @@ fn fuzz(run: &FuzzRun, make: fn(&mut fastrand::Rng, bool) -> Vec<u8>, valid_only
         }
     });
     eprintln!(
-        "fuzz {}: {} guests in {:.0?}, runs by exit status (0..7): {:?}",
+        "fuzz {}: {} guests in {:.0?}, runs by exit status (0..9): {:?}",
         run.name,
         ran.load(Ordering::Relaxed),
         started.elapsed(),

@@ -34,7 +34,7 @@ const RSS_BOUND_MIB: i64 = 64;
 fn mutated_multiboot_kernels_are_contained() {
     let run = FuzzRun::new("kernels", 0x6b65_726e_656c, 320);
     let mut bases: Vec<(&str, Vec<u8>)> = vec![("tiny", TinyKernel::default().bytes())];
-    for name in ["os-1k", "os-1k64"] {
+    for name in ["os-1k32", "os-1k64"] {
         match minikvm::guests::builtin(name) {
             Some(os) => bases.push((os.name, os.image.to_vec())),
             None => eprintln!("fuzz kernels: `{name}` is not built in; not mutating it"),

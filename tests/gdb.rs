@@ -947,7 +947,7 @@ fn skip_kernel(test: &str) -> bool {
     if skip(test) || common::skip_unless("paging", test) {
         return true;
     }
-    if guests::builtin("os-1k").is_none() {
+    if guests::builtin("os-1k32").is_none() {
         common::skip(test, "the 1K OS is not built into this minikvm");
         return true;
     }
@@ -960,7 +960,7 @@ fn kernel_paging_step_page_walk_watch_and_backtrace_in_a_system_call() {
     if skip_kernel("kernel session") {
         return;
     }
-    let mut vm = Vm::start(&["os-1k"]);
+    let mut vm = Vm::start(&["os-1k32"]);
     // The shell's first choice runs a program in ring 3, which makes system calls.
     vm.type_in(b"1\n");
     let t = gdb(
@@ -1009,7 +1009,7 @@ fn kernel_session_script() {
     if skip_kernel("os-1k.gdb") {
         return;
     }
-    let vm = Vm::start(&["os-1k"]);
+    let vm = Vm::start(&["os-1k32"]);
     let script = gdb_script("os-1k.gdb");
     let mut c = Command::new("gdb");
     c.args([
@@ -1046,12 +1046,12 @@ fn kernel_symbols_come_without_symbol_file() {
     if common::skip_unless_installed("gdb", test) {
         return;
     }
-    if guests::builtin("os-1k").is_none() {
+    if guests::builtin("os-1k32").is_none() {
         common::skip(test, "the 1K OS is not built into this minikvm");
         return;
     }
     // Protected mode from the first instruction: minikvm offers the ELF, gdb loads it.
-    let vm = Vm::start(&["os-1k"]);
+    let vm = Vm::start(&["os-1k32"]);
     let t = gdb(&vm, &["info symbol kernel_main", "p/x $eip", "kill"]);
     assert!(t.contains("kernel_main in section .text"), "{t}");
     let entry = printed_values(&t);

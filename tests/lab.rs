@@ -110,8 +110,8 @@ fn no_lab_and_its_variable_keep_a_kernel_on_this_host() {
     }
     // Without the lab, the 1K OS triple-faults here (status 1) and minikvm says why; nothing
     // mentions the lab's hand-over.
-    let flag = common::minikvm().env_remove("MINIKVM_NO_LAB").args(["--no-lab", "os-1k"]).output().unwrap();
-    let variable = common::minikvm().env("MINIKVM_NO_LAB", "1").arg("os-1k").output().unwrap();
+    let flag = common::minikvm().env_remove("MINIKVM_NO_LAB").args(["--no-lab", "os-1k32"]).output().unwrap();
+    let variable = common::minikvm().env("MINIKVM_NO_LAB", "1").arg("os-1k32").output().unwrap();
     for out in [flag, variable] {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "stderr:\n{err}");

@@ -14,9 +14,14 @@ use kvm_bindings::kvm_regs;
 
 pub const HEADER_MAGIC: u32 = 0x1bad_b002;
 pub const BOOT_MAGIC: u32 = 0x2bad_b002;
-/// Where the information block goes (below the kernel, above the real-mode IVT and BIOS area).
+/// Where the information block goes when no segment of the kernel lies there (below a kernel
+/// at 1 MiB, above the real-mode IVT and BIOS data area).
 pub const INFO_ADDR: u64 = 0x9000;
-const INFO_PAGE: std::ops::Range<u64> = INFO_ADDR..INFO_ADDR + 0x1000;
+/// The page the information block (with its memory map and loader name) takes.
+const INFO_SIZE: u64 = 0x1000;
+/// Conventional memory ends here; the memory map says 0x9FC00..1 MiB is not RAM.
+const LOW_RAM_END: u64 = 0x9f000;
+const HIGH_RAM: u64 = 0x100000;
 
 /// True if the bytes start like an ELF file (used to tell kernels from flat binaries).
 pub fn looks_like_elf(bytes: &[u8]) -> bool {
@@ -58,8 +63,8 @@ pub enum KernelError {
     BeyondRam { start: u64, end: u64, mib: u64 },
     #[error("segments at physical {0:#x}..{1:#x} and {2:#x}..{3:#x} overlap")]
     Overlap(u64, u64, u64, u64),
-    #[error("segment at physical {0:#x} overlaps the Multiboot info block at {INFO_ADDR:#x}")]
-    OverlapsInfo(u64),
+    #[error("no free page in RAM for the Multiboot info block: the kernel's segments fill it (use --mem)")]
+    NoRoomForInfo,
     #[error("the entry point {0:#x} is not inside any loadable segment")]
     EntryOutside(u64),
 }
@@ -104,10 +109,11 @@ pub fn plan(kernel: &[u8], mem_bytes: u64) -> Result<BootPlan, KernelError> {
     }
     refuse_overlaps(&mut segments)?;
     let entry = entry.ok_or(KernelError::EntryOutside(file.ehdr.e_entry))?;
+    let info = info_place(&segments, mem_bytes).ok_or(KernelError::NoRoomForInfo)?;
     let mut images: Vec<(u64, Vec<u8>)> = segments.iter().map(|s| (s.start, s.data.to_vec())).collect();
-    images.push((INFO_ADDR, info_block(mem_bytes)));
+    images.push((info, info_block(info, mem_bytes)));
     let cpu = CpuStart {
-        regs: kvm_regs { rip: entry, rax: BOOT_MAGIC as u64, rbx: INFO_ADDR, rflags: 0x2, ..Default::default() },
+        regs: kvm_regs { rip: entry, rax: BOOT_MAGIC as u64, rbx: info, rflags: 0x2, ..Default::default() },
         code: flat_segment(0x08, true, 0),
         data: flat_segment(0x10, false, 0),
         cr0: 0x11, // PE and ET: protected mode, paging off
@@ -126,7 +132,7 @@ pub fn plan(kernel: &[u8], mem_bytes: u64) -> Result<BootPlan, KernelError> {
     })
 }
 
-/// Checks one PT_LOAD program header against RAM, the info block and the file.
+/// Checks one PT_LOAD program header against RAM and the file.
 fn load_segment<'a>(
     kernel: &'a [u8],
     ph: &elf::segment::ProgramHeader,
@@ -136,9 +142,6 @@ fn load_segment<'a>(
     let end = start.checked_add(ph.p_memsz).filter(|&e| e <= mem_bytes);
     let end =
         end.ok_or(KernelError::BeyondRam { start, end: start.saturating_add(ph.p_memsz), mib: mem_bytes >> 20 })?;
-    if start < INFO_PAGE.end && end > INFO_PAGE.start {
-        return Err(KernelError::OverlapsInfo(start));
-    }
     if ph.p_filesz > ph.p_memsz {
         return Err(KernelError::FileSizeExceedsMemory);
     }
@@ -160,6 +163,24 @@ fn refuse_overlaps(segments: &mut [Segment<'_>]) -> Result<(), KernelError> {
         }
     }
     Ok(())
+}
+
+/// Where the information block goes: a page no segment touches, as a boot loader chooses it —
+/// [`INFO_ADDR`] when free (every kernel linked at 1 MiB), else the first free page of
+/// conventional memory from 0x1000 up (a kernel linked at 0x8000 gets it just past its end, or at
+/// 0x1000), else the first free page past the kernel in high RAM. The segments are sorted.
+fn info_place(segments: &[Segment<'_>], mem_bytes: u64) -> Option<u64> {
+    let free = |at: u64| {
+        let end = at + INFO_SIZE;
+        end <= mem_bytes
+            && !(LOW_RAM_END..HIGH_RAM).contains(&at)
+            && !segments.iter().any(|s| s.start < end && at < s.end)
+    };
+    let past_each = segments.iter().map(|s| s.end.next_multiple_of(INFO_SIZE));
+    let candidates = [INFO_ADDR, 0x1000].into_iter().chain(past_each).chain([HIGH_RAM]);
+    let mut candidates: Vec<u64> = candidates.collect();
+    candidates.sort_unstable_by_key(|&at| (at != INFO_ADDR, at));
+    candidates.into_iter().find(|&at| free(at))
 }
 
 /// Finds the Multiboot header — 4-byte aligned within the first 8 KiB, magic + flags + checksum = 0
@@ -193,8 +214,9 @@ fn find_header(kernel: &[u8]) -> Result<usize, KernelError> {
     Err(KernelError::NoHeader)
 }
 
-/// The Multiboot information block: memory sizes, a memory map and the loader's name.
-fn info_block(mem_bytes: u64) -> Vec<u8> {
+/// The Multiboot information block, to be placed at `at`: memory sizes, a memory map and the
+/// loader's name (its pointers are physical addresses inside the block).
+fn info_block(at: u64, mem_bytes: u64) -> Vec<u8> {
     let mut b = vec![0u8; 0x400];
     let put32 = |b: &mut Vec<u8>, off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
     let mmap_off = 0x100usize;
@@ -212,9 +234,9 @@ fn info_block(mem_bytes: u64) -> Vec<u8> {
         put32(&mut b, e + 20, 1); // available RAM
     }
     put32(&mut b, 44, (regions.len() * 24) as u32);
-    put32(&mut b, 48, (INFO_ADDR as usize + mmap_off) as u32);
+    put32(&mut b, 48, (at as usize + mmap_off) as u32);
     b[name_off..name_off + 8].copy_from_slice(b"minikvm\0");
-    put32(&mut b, 64, (INFO_ADDR as usize + name_off) as u32);
+    put32(&mut b, 64, (at as usize + name_off) as u32);
     b
 }
 
@@ -315,5 +337,34 @@ mod tests {
         let mut big = tiny_kernel(0x100000, 0x10000c);
         big[5] = 2;
         assert!(matches!(plan(&big, 32 << 20), Err(KernelError::BigEndian | KernelError::Elf(_))));
+    }
+
+    /// The physical address EBX points at, and the loader-name pointer inside the block.
+    fn info_of(p: &BootPlan) -> (u64, u32) {
+        let (at, info) = p.images.last().unwrap();
+        assert_eq!(p.cpus[0].regs.rbx, *at);
+        (*at, u32::from_le_bytes(info[64..68].try_into().unwrap()))
+    }
+
+    #[test]
+    fn the_info_block_moves_out_of_a_kernels_way() {
+        let (at, name) = info_of(&plan(&tiny_kernel(0x100000, 0x10000c), 32 << 20).unwrap());
+        assert_eq!((at, name), (INFO_ADDR, INFO_ADDR as u32 + 0x200), "a kernel at 1 MiB: the usual place");
+        // Linked at 0x8000 (0x40 bytes): 0x9000 is free still.
+        assert_eq!(info_of(&plan(&tiny_kernel(0x8000, 0x800c), 32 << 20).unwrap()).0, INFO_ADDR);
+        // Linked at 0x9000, as QEMU boots it: the block goes to 0x1000, and its pointers follow.
+        let (at, name) = info_of(&plan(&tiny_kernel(0x9000, 0x900c), 32 << 20).unwrap());
+        assert_eq!((at, name), (0x1000, 0x1200));
+        // A kernel over 0x1000 and 0x9000: just past its end.
+        let mut wide = tiny_kernel(0x800, 0x80c);
+        wide[72..76].copy_from_slice(&0x9000u32.to_le_bytes()); // memsz: 0x800..0x9800
+        assert_eq!(info_of(&plan(&wide, 32 << 20).unwrap()).0, 0xa000);
+    }
+
+    #[test]
+    fn a_kernel_filling_ram_leaves_no_room_for_the_info_block() {
+        let mut whole = tiny_kernel(0x1000, 0x100c);
+        whole[72..76].copy_from_slice(&((2u32 << 20) - 0x1000).to_le_bytes()); // up to the end of 2 MiB
+        assert_eq!(plan(&whole, 2 << 20).unwrap_err(), KernelError::NoRoomForInfo);
     }
 }

@@ -9,6 +9,8 @@
 //! - **Access sizes**: devices are byte-wide, like the PC's ISA devices. A 2- or 4-byte access is
 //!   split into byte accesses at consecutive ports, as the ISA bus does: `out %ax` to 0x3F8 writes
 //!   AL to THR and AH to IER.
+//! - **Wide registers**: a device whose register is wider than a byte (fw_cfg's 16-bit selector,
+//!   the value written to debug-exit) says so, and gets each `out` item whole instead.
 //! - **Unclaimed ports** read as 0xFF and ignore writes, like an empty ISA bus.
 //!
 //! Nothing here knows about KVM, so the bus and each device are unit-tested alone.
@@ -37,6 +39,8 @@ pub enum Effect {
     Fault(Fault),
     /// The host failed while serving the access (registers could not be read).
     HostError(String),
+    /// The guest wrote a non-zero value to the ISA debug-exit port: its own verdict "failed".
+    DebugExit(u32),
 }
 
 /// A device on the port bus.
@@ -45,6 +49,18 @@ pub trait PortDevice: Send + Sync {
     fn read(&self, offset: u16, caller: &mut dyn Caller) -> u8;
     /// One byte written at `offset`.
     fn write(&self, offset: u16, value: u8, caller: &mut dyn Caller) -> Effect;
+    /// Whether an `out` reaches this device whole (through [`PortDevice::write_item`]) instead of
+    /// byte by byte. Only for registers wider than a byte whose meaning needs the whole value:
+    /// fw_cfg's 16-bit selector, the value written to debug-exit.
+    fn takes_whole_items(&self) -> bool {
+        false
+    }
+    /// One whole `out` item of 1, 2 or 4 bytes (little-endian) at `offset`, for devices that
+    /// [take whole items](PortDevice::takes_whole_items).
+    fn write_item(&self, offset: u16, item: &[u8], caller: &mut dyn Caller) -> Effect {
+        let _ = (offset, item, caller);
+        Effect::Continue
+    }
 }
 
 /// What unclaimed ports read as.
@@ -107,9 +123,24 @@ impl PortBus {
     pub fn write(&self, port: u16, size: u8, data: &[u8], caller: &mut dyn Caller) -> Effect {
         let size = size.max(1) as usize;
         let mut effect = Effect::Continue;
-        for (i, &byte) in data.iter().enumerate() {
-            let port = port.wrapping_add((i % size) as u16);
-            let Some((dev, offset)) = self.find(port) else { continue };
+        for item in data.chunks(size) {
+            match self.write_item(port, item, caller) {
+                Effect::Continue => {}
+                Effect::AwaitInput => effect = Effect::AwaitInput,
+                end => return end,
+            }
+        }
+        effect
+    }
+
+    /// One item of an `out`: whole to a device that takes whole items, else one byte per port.
+    fn write_item(&self, port: u16, item: &[u8], caller: &mut dyn Caller) -> Effect {
+        if let Some((dev, offset)) = self.find(port).filter(|(dev, _)| dev.takes_whole_items()) {
+            return dev.write_item(offset, item, caller);
+        }
+        let mut effect = Effect::Continue;
+        for (i, &byte) in item.iter().enumerate() {
+            let Some((dev, offset)) = self.find(port.wrapping_add(i as u16)) else { continue };
             match dev.write(offset, byte, caller) {
                 Effect::Continue => {}
                 Effect::AwaitInput => effect = Effect::AwaitInput,

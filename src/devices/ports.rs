@@ -1,26 +1,35 @@
-//! The machine's port map: which device answers which I/O ports. Every guest gets the same two:
+//! The machine's port map: which device answers which I/O ports. Every boot — real-mode flat
+//! guests, `--paging`, `--long-mode` and kernels — gets the same map, one PC:
 //!
 //! | ports | device |
 //! |---|---|
+//! | 0xF4–0xF7 | QEMU's ISA debug-exit ([`super::debug_exit`]): a write ends the run |
 //! | 0x3F8–0x3FF | COM1, the 16550A UART ([`super::serial`]) wired to the console |
 //! | 0x500 | the hypercall port ([`super::hypercall`]) |
+//! | 0x510–0x511 | QEMU's fw_cfg ([`super::fw_cfg`]): signature, RAM size, CPU count |
 //!
-//! Each device here is a thin adapter from the bus's byte accesses to the console, which owns the
-//! UART's registers and the input queue under one lock.
+//! The two QEMU devices are there so that kernels written for `qemu -kernel` run unchanged; a
+//! real-mode guest of the C project never touches those ports. COM1 and the hypercall port are thin
+//! adapters from the bus's byte accesses to the console, which owns the UART's registers and the
+//! input queue under one lock.
 
 use super::bus::{Caller, Effect, PortBus, PortDevice};
 use super::console::Console;
+use super::debug_exit::{self, DebugExit};
+use super::fw_cfg::{self, FwCfg};
 use super::hypercall::{self, Hypercall, NO_INPUT};
 use super::serial::COM1;
 use crate::exit::Fault;
 use std::sync::Arc;
 
-/// The bus with every device a guest can reach.
-pub fn pc_ports(console: &Arc<Console>) -> PortBus {
+/// The bus with every device a guest can reach, for a machine of `ram_bytes` and `cpus` vCPUs.
+pub fn pc_ports(console: &Arc<Console>, ram_bytes: u64, cpus: u16) -> PortBus {
     let mut bus = PortBus::default();
     let placed = bus
         .register(COM1, 8, Arc::new(Com1(console.clone())))
-        .and_then(|()| bus.register(hypercall::PORT, 1, Arc::new(HypercallPort(console.clone()))));
+        .and_then(|()| bus.register(hypercall::PORT, 1, Arc::new(HypercallPort(console.clone()))))
+        .and_then(|()| bus.register(fw_cfg::PORT, 2, Arc::new(FwCfg::new(ram_bytes, cpus))))
+        .and_then(|()| bus.register(debug_exit::PORT, debug_exit::LEN, Arc::new(DebugExit)));
     debug_assert!(placed.is_ok(), "the PC's port map has an overlap");
     bus
 }
@@ -97,7 +106,7 @@ mod tests {
         let out = Shared::default();
         let console = Console::new(Box::new(out.clone()), false, false);
         console.push_input(input);
-        (pc_ports(&console), out)
+        (pc_ports(&console, 32 << 20, 1), out)
     }
 
     #[test]
@@ -127,5 +136,15 @@ mod tests {
         assert_eq!(&data, b"xyz");
         assert_eq!(bus.write(0x3f8, 1, b"hello", &mut Cpu(0)), Effect::Continue);
         assert_eq!(*lock(&out.0), b"hello");
+    }
+
+    #[test]
+    fn the_qemu_devices_are_on_the_map() {
+        let (bus, _) = machine(b"");
+        bus.write(0x510, 2, &[0, 0], &mut Cpu(0));
+        let mut sig = [0u8; 4];
+        bus.read(0x511, 1, &mut sig, &mut Cpu(0));
+        assert_eq!(&sig, b"QEMU");
+        assert_eq!(bus.write(0xf4, 4, &[3, 0, 0, 0], &mut Cpu(0)), Effect::DebugExit(3));
     }
 }

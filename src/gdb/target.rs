@@ -277,6 +277,8 @@ impl Debugger {
             1
         } else if ends().any(|e| matches!(e, VcpuEnd::HostError(_))) {
             4
+        } else if ends().any(|e| matches!(e, VcpuEnd::DebugExit(_))) {
+            9
         } else if ends().any(|e| matches!(e, VcpuEnd::Stopped)) {
             6
         } else {

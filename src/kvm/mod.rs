@@ -75,6 +75,26 @@ pub fn guest_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId> {
     Ok(cpuid)
 }
 
+/// IA32_MISC_ENABLE and its fast-strings bit (0), which a PC's firmware — and QEMU — sets.
+const MSR_MISC_ENABLE: u32 = 0x1a0;
+const MISC_ENABLE_FAST_STRING: u64 = 1 << 0;
+
+/// The MSRs a kernel finds as a PC's firmware leaves them. KVM's vCPU reset already gives the
+/// architectural values of EFER (0), PAT (0x0007040600070406), the APIC base (0xFEE00900 with the
+/// BSP bit on vCPU 0) and a running TSC; MISC_ENABLE is the firmware's to set: fast strings on,
+/// so a kernel that checks it (Linux does) uses `rep movs`.
+pub fn firmware_msrs(vcpu: &VcpuFd) -> Result<()> {
+    let entry =
+        kvm_bindings::kvm_msr_entry { index: MSR_MISC_ENABLE, data: MISC_ENABLE_FAST_STRING, ..Default::default() };
+    let msrs =
+        kvm_bindings::Msrs::from_entries(&[entry]).map_err(|_| Error::Host("cannot build an MSR list".into()))?;
+    let set = vcpu.set_msrs(&msrs).during("setting MISC_ENABLE")?;
+    if set != 1 {
+        log::warn!("KVM refused MISC_ENABLE; a kernel reads its own default");
+    }
+    Ok(())
+}
+
 /// Routes the PIC's interrupts into the vCPU's local APIC (LINT0 as ExtINT, LINT1 as NMI), as a
 /// PC BIOS leaves it; without this a kernel using the 8259 would never see an interrupt.
 pub fn route_pic_to_lapic(vcpu: &VcpuFd) -> Result<()> {

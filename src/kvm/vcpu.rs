@@ -51,10 +51,13 @@ enum Outcome {
 pub enum VcpuEnd {
     /// `hlt` (flat guests) or the EXIT hypercall.
     Done(&'static str),
-    /// The guest faulted; `report` is a readable multi-line description.
-    Fault { fault: Fault, report: String },
+    /// The guest faulted; `report` is a readable multi-line description; `long_mode` says the
+    /// vCPU was in long mode (so a 32-bit paging hint would be beside the point).
+    Fault { fault: Fault, report: String, long_mode: bool },
     /// The controller stopped it.
     Stopped,
+    /// The guest wrote this non-zero value to the ISA debug-exit port: its own verdict "failed".
+    DebugExit(u32),
     /// A KVM ioctl failed.
     HostError(String),
     /// minikvm itself failed: the vCPU's thread died (a panic, with its message and place).
@@ -177,9 +180,7 @@ impl Vcpu {
                 Outcome::Continue => {}
                 Outcome::End(end) => return end,
                 Outcome::Debug { .. } => {
-                    let fault = Fault::Unhandled("debug exit with no debugger attached".into());
-                    let report = self.fault_report(&fault);
-                    return VcpuEnd::Fault { fault, report };
+                    return self.fault_end(Fault::Unhandled("debug exit with no debugger attached".into()));
                 }
             }
         }
@@ -205,17 +206,12 @@ impl Vcpu {
                 Effect::Continue => {}
                 Effect::AwaitInput => self.awaiting_input = true,
                 Effect::End(why) => return Outcome::End(VcpuEnd::Done(why)),
-                Effect::Fault(fault) => {
-                    let report = self.fault_report(&fault);
-                    return Outcome::End(VcpuEnd::Fault { fault, report });
-                }
+                Effect::Fault(fault) => return Outcome::End(self.fault_end(fault)),
                 Effect::HostError(msg) => return Outcome::End(VcpuEnd::HostError(msg)),
+                Effect::DebugExit(v) => return Outcome::End(VcpuEnd::DebugExit(v)),
             },
             Action::Done => return Outcome::End(VcpuEnd::Done("hlt")),
-            Action::Fault(fault) => {
-                let report = self.fault_report(&fault);
-                return Outcome::End(VcpuEnd::Fault { fault, report });
-            }
+            Action::Fault(fault) => return Outcome::End(self.fault_end(fault)),
             Action::DebugStop => {
                 if let Exit::Debug { exception, pc, dr6 } = *exit {
                     return Outcome::Debug { exception, pc, dr6 };
@@ -326,6 +322,13 @@ impl Vcpu {
         Some((self.fd.get_regs().ok()?, self.fd.get_sregs().ok()?))
     }
 
+    /// How a fault ends this vCPU: its report, and whether it happened in long mode.
+    fn fault_end(&self, fault: Fault) -> VcpuEnd {
+        let report = self.fault_report(&fault);
+        let long_mode = self.registers().is_some_and(|(_, sr)| sr.efer & EFER_LMA != 0);
+        VcpuEnd::Fault { fault, report, long_mode }
+    }
+
     /// A readable report of a fault: which guest, why, where, and the registers.
     pub fn fault_report(&self, fault: &Fault) -> String {
         let mut s = format!("guest `{}` (vCPU {}) stopped: {fault}", self.name, self.id);
@@ -360,6 +363,15 @@ impl Vcpu {
                     sr.cr3,
                     sr.cr4
                 );
+            }
+            if *fault == Fault::TripleFault && sr.efer & EFER_LMA != 0 && sr.cs.selector & 3 == 3 {
+                // Ring 3 of long mode when the CPU shut down: where this host may be the cause.
+                if let Some(hint) = crate::doctor::ring3_calls_hint() {
+                    s += &format!(
+                        "
+  {hint}"
+                    );
+                }
             }
             if *fault == Fault::TripleFault && looks_like_reset(&r, &sr) {
                 s += "\n  (these are the CPU's power-on values, not where it faulted: this host's KVM \
@@ -554,8 +566,8 @@ impl Vcpu {
                 };
                 match self.carry_out(&exit) {
                     Outcome::Continue => {}
-                    Outcome::End(VcpuEnd::Fault { fault: f, report }) => {
-                        fault = Some(VcpuEnd::Fault { fault: f.clone(), report });
+                    Outcome::End(VcpuEnd::Fault { fault: f, report, long_mode }) => {
+                        fault = Some(VcpuEnd::Fault { fault: f.clone(), report, long_mode });
                         break DebugEvent::Faulted(f);
                     }
                     Outcome::End(end) => return end,

@@ -35,7 +35,7 @@ pub struct Flavour {
 }
 
 pub const I386: Flavour = Flavour {
-    builtin: "os-1k",
+    builtin: "os-1k32",
     kernel_file: "kernel.elf",
     qemu: "qemu-system-i386",
     kernel_probe: "paging",
