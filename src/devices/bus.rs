@@ -151,6 +151,20 @@ impl PortBus {
     }
 }
 
+/// A vCPU for the devices' unit tests: vCPU 0, with the RBX it is given.
+#[cfg(test)]
+pub(crate) struct FakeCpu(pub u64);
+
+#[cfg(test)]
+impl Caller for FakeCpu {
+    fn vcpu(&self) -> usize {
+        0
+    }
+    fn rbx(&mut self) -> Result<u64, String> {
+        Ok(self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,16 +190,6 @@ mod tests {
         }
     }
 
-    struct Cpu;
-    impl Caller for Cpu {
-        fn vcpu(&self) -> usize {
-            0
-        }
-        fn rbx(&mut self) -> Result<u64, String> {
-            Ok(0)
-        }
-    }
-
     fn bus() -> (PortBus, Arc<Recorder>) {
         let dev = Arc::new(Recorder::default());
         let mut bus = PortBus::default();
@@ -201,7 +205,7 @@ mod tests {
     fn a_string_read_is_one_access_per_item() {
         let (bus, dev) = bus();
         let mut data = [0u8; 8];
-        bus.read(0x3f8, 1, &mut data, &mut Cpu);
+        bus.read(0x3f8, 1, &mut data, &mut FakeCpu(0));
         assert_eq!(data, [0x10; 8]);
         assert_eq!(log(&dev).len(), 8);
     }
@@ -210,9 +214,9 @@ mod tests {
     fn wide_accesses_reach_the_following_ports() {
         let (bus, dev) = bus();
         let mut data = [0u8; 8];
-        bus.read(0x3f8, 4, &mut data, &mut Cpu); // rep insl, 2 items
+        bus.read(0x3f8, 4, &mut data, &mut FakeCpu(0)); // rep insl, 2 items
         assert_eq!(data, [0x10, 0x11, 0x12, 0x13, 0x10, 0x11, 0x12, 0x13]);
-        bus.write(0x3fe, 2, &[1, 2], &mut Cpu); // 0x3fe and 0x3ff
+        bus.write(0x3fe, 2, &[1, 2], &mut FakeCpu(0)); // 0x3fe and 0x3ff
         assert_eq!(log(&dev)[8..], [('w', 6, 1), ('w', 7, 2)]);
     }
 
@@ -220,23 +224,23 @@ mod tests {
     fn unclaimed_ports_float_high_and_drop_writes() {
         let (bus, dev) = bus();
         let mut data = [0u8; 6];
-        bus.read(0x3fe, 2, &mut data, &mut Cpu); // 0x3fe, 0x3ff claimed; then 0x3fe again
+        bus.read(0x3fe, 2, &mut data, &mut FakeCpu(0)); // 0x3fe, 0x3ff claimed; then 0x3fe again
         assert_eq!(data, [0x16, 0x17, 0x16, 0x17, 0x16, 0x17]);
-        bus.read(0x3ff, 2, &mut data[..2], &mut Cpu); // 0x3ff claimed, 0x400 not
+        bus.read(0x3ff, 2, &mut data[..2], &mut FakeCpu(0)); // 0x3ff claimed, 0x400 not
         assert_eq!(data[..2], [0x17, FLOATING]);
         let mut word = [0u8; 2];
-        bus.read(0xffff, 2, &mut word, &mut Cpu); // wraps to port 0
+        bus.read(0xffff, 2, &mut word, &mut FakeCpu(0)); // wraps to port 0
         assert_eq!(word, [FLOATING; 2]);
         log(&dev);
-        assert_eq!(bus.write(0x60, 1, &[1, 2, 3], &mut Cpu), Effect::Continue);
+        assert_eq!(bus.write(0x60, 1, &[1, 2, 3], &mut FakeCpu(0)), Effect::Continue);
         assert!(log(&dev).is_empty());
     }
 
     #[test]
     fn a_string_write_stops_at_the_end_of_its_guest() {
         let (bus, dev) = bus();
-        assert_eq!(bus.write(0x3f8, 1, &[1, 0xaa, 2], &mut Cpu), Effect::AwaitInput);
-        assert_eq!(bus.write(0x3f8, 1, &[3, 0xee, 4], &mut Cpu), Effect::End("test end"));
+        assert_eq!(bus.write(0x3f8, 1, &[1, 0xaa, 2], &mut FakeCpu(0)), Effect::AwaitInput);
+        assert_eq!(bus.write(0x3f8, 1, &[3, 0xee, 4], &mut FakeCpu(0)), Effect::End("test end"));
         let values: Vec<u8> = log(&dev).iter().map(|a| a.2).collect();
         assert_eq!(values, [1, 0xaa, 2, 3, 0xee]);
     }

@@ -45,18 +45,8 @@ impl PortDevice for DebugExit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::bus::PortBus;
+    use crate::devices::bus::{FakeCpu, PortBus};
     use std::sync::Arc;
-
-    struct Cpu;
-    impl Caller for Cpu {
-        fn vcpu(&self) -> usize {
-            0
-        }
-        fn rbx(&mut self) -> Result<u64, String> {
-            Ok(0)
-        }
-    }
 
     fn bus() -> PortBus {
         let mut bus = PortBus::default();
@@ -67,26 +57,26 @@ mod tests {
     #[test]
     fn zero_ends_normally_and_any_other_value_is_the_guests_failure() {
         let bus = bus();
-        assert_eq!(bus.write(PORT, 1, &[0], &mut Cpu), Effect::End("debug-exit 0"));
-        assert_eq!(bus.write(PORT, 4, &[0, 0, 0, 0], &mut Cpu), Effect::End("debug-exit 0"));
-        assert_eq!(bus.write(PORT, 1, &[0x31], &mut Cpu), Effect::DebugExit(0x31));
-        assert_eq!(bus.write(PORT, 2, &[0x34, 0x12], &mut Cpu), Effect::DebugExit(0x1234));
+        assert_eq!(bus.write(PORT, 1, &[0], &mut FakeCpu(0)), Effect::End("debug-exit 0"));
+        assert_eq!(bus.write(PORT, 4, &[0, 0, 0, 0], &mut FakeCpu(0)), Effect::End("debug-exit 0"));
+        assert_eq!(bus.write(PORT, 1, &[0x31], &mut FakeCpu(0)), Effect::DebugExit(0x31));
+        assert_eq!(bus.write(PORT, 2, &[0x34, 0x12], &mut FakeCpu(0)), Effect::DebugExit(0x1234));
     }
 
     #[test]
     fn a_wide_write_is_one_value_not_its_low_byte() {
         // Byte-wise, `outl 0x100` would be a 0 first: a false "passed".
         let bus = bus();
-        assert_eq!(bus.write(PORT, 4, &0x100u32.to_le_bytes(), &mut Cpu), Effect::DebugExit(0x100));
-        assert_eq!(bus.write(PORT + 2, 2, &[0, 1], &mut Cpu), Effect::DebugExit(0x100), "at any offset");
+        assert_eq!(bus.write(PORT, 4, &0x100u32.to_le_bytes(), &mut FakeCpu(0)), Effect::DebugExit(0x100));
+        assert_eq!(bus.write(PORT + 2, 2, &[0, 1], &mut FakeCpu(0)), Effect::DebugExit(0x100), "at any offset");
     }
 
     #[test]
     fn a_string_write_ends_at_its_first_item_and_reads_float() {
         let bus = bus();
-        assert_eq!(bus.write(PORT, 1, &[7, 0], &mut Cpu), Effect::DebugExit(7));
+        assert_eq!(bus.write(PORT, 1, &[7, 0], &mut FakeCpu(0)), Effect::DebugExit(7));
         let mut data = [0u8; 4];
-        bus.read(PORT, 4, &mut data, &mut Cpu);
+        bus.read(PORT, 4, &mut data, &mut FakeCpu(0));
         assert_eq!(data, [FLOATING; 4]);
     }
 }

@@ -101,18 +101,8 @@ impl PortDevice for FwCfg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::bus::PortBus;
+    use crate::devices::bus::{FakeCpu, PortBus};
     use std::sync::Arc;
-
-    struct Cpu;
-    impl Caller for Cpu {
-        fn vcpu(&self) -> usize {
-            0
-        }
-        fn rbx(&mut self) -> Result<u64, String> {
-            Ok(0)
-        }
-    }
 
     fn bus() -> PortBus {
         let mut bus = PortBus::default();
@@ -122,9 +112,9 @@ mod tests {
 
     /// `outw key, 0x510`, then `n` × `inb 0x511`.
     fn read_item(bus: &PortBus, key: u16, n: usize) -> Vec<u8> {
-        bus.write(PORT, 2, &key.to_le_bytes(), &mut Cpu);
+        bus.write(PORT, 2, &key.to_le_bytes(), &mut FakeCpu(0));
         let mut data = vec![0u8; n];
-        bus.read(PORT + 1, 1, &mut data, &mut Cpu); // as `rep insb`: one access per byte
+        bus.read(PORT + 1, 1, &mut data, &mut FakeCpu(0)); // as `rep insb`: one access per byte
         data
     }
 
@@ -151,17 +141,17 @@ mod tests {
     fn selecting_again_starts_the_item_over_and_data_writes_are_ignored() {
         let bus = bus();
         assert_eq!(read_item(&bus, KEY_SIGNATURE, 2), b"QE");
-        assert_eq!(bus.write(PORT + 1, 1, &[0x05], &mut Cpu), Effect::Continue);
+        assert_eq!(bus.write(PORT + 1, 1, &[0x05], &mut FakeCpu(0)), Effect::Continue);
         let mut rest = [0u8; 2];
-        bus.read(PORT + 1, 1, &mut rest, &mut Cpu);
+        bus.read(PORT + 1, 1, &mut rest, &mut FakeCpu(0));
         assert_eq!(&rest, b"MU", "a data-port write changes nothing");
         assert_eq!(read_item(&bus, KEY_SIGNATURE, 4), b"QEMU");
-        bus.write(PORT, 1, &[KEY_NB_CPUS as u8], &mut Cpu); // outb: the key is the byte
+        bus.write(PORT, 1, &[KEY_NB_CPUS as u8], &mut FakeCpu(0)); // outb: the key is the byte
         let mut n = [0u8; 2];
-        bus.read(PORT + 1, 1, &mut n, &mut Cpu);
+        bus.read(PORT + 1, 1, &mut n, &mut FakeCpu(0));
         assert_eq!(n, [2, 0]);
         let mut sel = [0xaau8; 2];
-        bus.read(PORT, 1, &mut sel, &mut Cpu);
+        bus.read(PORT, 1, &mut sel, &mut FakeCpu(0));
         assert_eq!(sel, [0, 0], "the selector port reads 0");
     }
 
@@ -169,9 +159,9 @@ mod tests {
     fn a_wide_read_of_the_data_port_reaches_the_next_port() {
         // ISA splitting: `inw 0x511` reads the data port, then unclaimed 0x512.
         let bus = bus();
-        bus.write(PORT, 2, &KEY_SIGNATURE.to_le_bytes(), &mut Cpu);
+        bus.write(PORT, 2, &KEY_SIGNATURE.to_le_bytes(), &mut FakeCpu(0));
         let mut w = [0u8; 2];
-        bus.read(PORT + 1, 2, &mut w, &mut Cpu);
+        bus.read(PORT + 1, 2, &mut w, &mut FakeCpu(0));
         assert_eq!(w, [b'Q', crate::devices::bus::FLOATING]);
     }
 }

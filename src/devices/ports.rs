@@ -76,6 +76,7 @@ impl PortDevice for HypercallPort {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::bus::FakeCpu;
     use crate::devices::console::lock;
     use std::io::Write;
     use std::sync::Mutex;
@@ -92,16 +93,6 @@ mod tests {
         }
     }
 
-    struct Cpu(u64);
-    impl Caller for Cpu {
-        fn vcpu(&self) -> usize {
-            0
-        }
-        fn rbx(&mut self) -> Result<u64, String> {
-            Ok(self.0)
-        }
-    }
-
     fn machine(input: &[u8]) -> (PortBus, Shared) {
         let out = Shared::default();
         let console = Console::new(Box::new(out.clone()), false, false);
@@ -112,7 +103,7 @@ mod tests {
     #[test]
     fn hypercalls_decode_from_al() {
         let (bus, out) = machine(b"");
-        let cpu = &mut Cpu(b'Z' as u64);
+        let cpu = &mut FakeCpu(b'Z' as u64);
         assert_eq!(bus.write(0x500, 1, &[1], cpu), Effect::Continue);
         assert_eq!(*lock(&out.0), b"Z");
         assert_eq!(bus.write(0x500, 1, &[2], cpu), Effect::AwaitInput);
@@ -124,7 +115,7 @@ mod tests {
     fn getchar_string_reads_give_input_bytes_in_order_then_no_input() {
         let (bus, _) = machine(b"AB");
         let mut data = [0u8; 3];
-        bus.read(0x500, 1, &mut data, &mut Cpu(0));
+        bus.read(0x500, 1, &mut data, &mut FakeCpu(0));
         assert_eq!(data, [b'A', b'B', NO_INPUT]);
     }
 
@@ -132,19 +123,19 @@ mod tests {
     fn uart_string_io_reads_rbr_and_sends_every_byte() {
         let (bus, out) = machine(b"xyz");
         let mut data = [0u8; 3];
-        bus.read(0x3f8, 1, &mut data, &mut Cpu(0));
+        bus.read(0x3f8, 1, &mut data, &mut FakeCpu(0));
         assert_eq!(&data, b"xyz");
-        assert_eq!(bus.write(0x3f8, 1, b"hello", &mut Cpu(0)), Effect::Continue);
+        assert_eq!(bus.write(0x3f8, 1, b"hello", &mut FakeCpu(0)), Effect::Continue);
         assert_eq!(*lock(&out.0), b"hello");
     }
 
     #[test]
     fn the_qemu_devices_are_on_the_map() {
         let (bus, _) = machine(b"");
-        bus.write(0x510, 2, &[0, 0], &mut Cpu(0));
+        bus.write(0x510, 2, &[0, 0], &mut FakeCpu(0));
         let mut sig = [0u8; 4];
-        bus.read(0x511, 1, &mut sig, &mut Cpu(0));
+        bus.read(0x511, 1, &mut sig, &mut FakeCpu(0));
         assert_eq!(&sig, b"QEMU");
-        assert_eq!(bus.write(0xf4, 4, &[3, 0, 0, 0], &mut Cpu(0)), Effect::DebugExit(3));
+        assert_eq!(bus.write(0xf4, 4, &[3, 0, 0, 0], &mut FakeCpu(0)), Effect::DebugExit(3));
     }
 }

@@ -367,10 +367,7 @@ impl Vcpu {
             if *fault == Fault::TripleFault && sr.efer & EFER_LMA != 0 && sr.cs.selector & 3 == 3 {
                 // Ring 3 of long mode when the CPU shut down: where this host may be the cause.
                 if let Some(hint) = crate::doctor::ring3_calls_hint() {
-                    s += &format!(
-                        "
-  {hint}"
-                    );
+                    s += &format!("\n  {hint}");
                 }
             }
             if *fault == Fault::TripleFault && looks_like_reset(&r, &sr) {
