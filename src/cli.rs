@@ -40,6 +40,17 @@ pub enum ColorChoice {
     Never,
 }
 
+/// How the output of several guests is written (see README, "Several guests").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputChoice {
+    /// Lines for several guests, raw for one.
+    Auto,
+    /// Whole lines, each prefixed with its guest's name.
+    Lines,
+    /// Bytes as they come (coloured per vCPU when colour is on).
+    Raw,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Guests to run: built-in names (see `minikvm list`) or paths to flat binaries (1 to 4),
@@ -62,6 +73,10 @@ pub struct RunArgs {
     /// Colour each vCPU's output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+
+    /// Several guests' output: whole lines prefixed with each guest's name, or raw bytes.
+    #[arg(long, value_enum, default_value_t = OutputChoice::Auto, value_name = "HOW")]
+    pub output: OutputChoice,
 
     /// Guest RAM in MiB for protected-mode kernels and 64-bit guests [default: 32 for Multiboot,
     /// 4 for --paging, 2 for --long-mode].

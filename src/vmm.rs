@@ -3,7 +3,7 @@
 //! ([`crate::controller`]), which decides when the run is over and its exit status.
 
 use crate::boot::{self, BootPlan, MachineKind};
-use crate::cli::{ColorChoice, RunArgs};
+use crate::cli::{ColorChoice, OutputChoice, RunArgs};
 use crate::controller::{Controller, Event, Mailbox, Seat, Shell, StopSignals};
 use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
 use crate::devices::ports;
@@ -33,6 +33,8 @@ pub struct Config {
     pub stats: bool,
     pub timeout: Option<Duration>,
     pub color: bool,
+    /// Guest output as whole lines tagged with each guest's name (several guests).
+    pub tag_lines: bool,
     pub eof_grace: Duration,
     pub gdb: Option<String>,
 }
@@ -60,7 +62,15 @@ impl Config {
             return Err(Error::usage(format!("{option} only applies to --paging (seed compatibility mode)")));
         }
         let (names, plan, elf_path) = plan_boot(args)?;
-        Ok(Config { names, plan, elf_path, stats: args.stats, timeout, color, eof_grace, gdb: args.gdb.clone() })
+        let tag_lines = match args.output {
+            OutputChoice::Auto => names.len() > 1,
+            OutputChoice::Lines => true,
+            OutputChoice::Raw => false,
+        };
+        // One guest alone is never coloured: its bytes are exactly what it printed.
+        let color = color && names.len() > 1;
+        let (stats, gdb) = (args.stats, args.gdb.clone());
+        Ok(Config { names, plan, elf_path, stats, timeout, color, tag_lines, eof_grace, gdb })
     }
 }
 
@@ -158,7 +168,7 @@ fn spawn_vcpu(
     link: Option<DebugLink>,
     mail: Arc<Mailbox<Event>>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let id = vcpu.id;
+    let (id, console) = (vcpu.id, vcpu.console.clone());
     std::thread::Builder::new()
         .name(format!("vcpu{id}"))
         .spawn(move || {
@@ -170,6 +180,7 @@ fn spawn_vcpu(
                 }
             });
             let end = std::panic::catch_unwind(run).unwrap_or_else(|_| VcpuEnd::Internal(last_panic()));
+            console.end_of(id); // its last line without a newline goes out now, not at the run's end
             mail.post(Event::Ended(id, end));
         })
         .map_err(|e| Error::Host(format!("cannot start a vCPU thread: {e}")))
@@ -279,7 +290,10 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
         Some(spec) => Some(GdbWiring::new(spec, &machine, cfg.elf_path.as_deref())?),
         None => None,
     };
-    if cfg.names.len() > 1 {
+    // Tagged lines name their guest; raw bytes from several guests need the legend.
+    if cfg.tag_lines {
+        console.tag_lines(&cfg.names, std::io::stdout().is_terminal());
+    } else if cfg.names.len() > 1 {
         print_legend(&cfg.names, cfg.color);
     }
     kvm::install_kick_handler()?;

@@ -69,7 +69,8 @@ fn every_message_survives_a_closed_or_full_stream() {
         (&["bad-hypercall"], Null, Full, 1),
         (&["--timeout", "0.3", "spin"], Closed, Closed, 3),
         (&["--timeout", "0.3", "spin"], Full, Full, 3),
-        (&["hello", "counter"], Closed, Full, 0), // the legend
+        (&["--output=raw", "hello", "counter"], Closed, Full, 0), // the legend
+        (&["hello", "counter"], Full, Closed, 0),                 // tagged lines
         (&["--stats", "hello"], Null, Full, 0),
         (&["--stats", "hello"], Full, Closed, 0),
         (&["-vvv", "hello"], Null, Full, 0), // the log

@@ -8,6 +8,7 @@
 mod common;
 
 use minikvm::devices::console::{COLOR_RESET, VCPU_COLORS};
+use minikvm::devices::output::MAX_LINE;
 use minikvm::guests::{GuestKind, BUILTIN};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -219,8 +220,8 @@ fn interleaving_check_is_sound() {
 }
 
 #[test]
-fn two_guests_run_at_once_and_each_output_is_whole() {
-    let out = run(&["multiplication", "counter"], b"");
+fn two_guests_raw_run_at_once_and_each_output_is_whole() {
+    let out = run(&["--output", "raw", "multiplication", "counter"], b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(OK), "stderr: {stderr}");
     let (a, b) = (multiplication_output(), counter_output());
@@ -264,10 +265,10 @@ fn by_colour(stdout: &[u8], vcpus: usize) -> Result<Vec<Vec<u8>>, String> {
 }
 
 #[test]
-fn colour_attributes_every_byte_to_its_vcpu() {
+fn raw_colour_attributes_every_byte_to_its_vcpu() {
     let guests = ["hello", "fibonacci", "counter", "multiplication"];
     let expected = ["Hello, KVM!\n".to_string(), fibonacci_output(), counter_output(), multiplication_output()];
-    let mut args = vec!["--color=always"];
+    let mut args = vec!["--color=always", "--output=raw"];
     args.extend(guests);
     let out = run(&args, b"");
     assert_eq!(out.status.code(), Some(OK), "stderr: {}", String::from_utf8_lossy(&out.stderr));
@@ -281,6 +282,86 @@ fn colour_attributes_every_byte_to_its_vcpu() {
     }
 }
 
+/// Splits tagged lines (`name | text` or `name ~ text`, names padded to the longest) back into
+/// each guest's bytes: a `|` line had the guest's newline, a `~` line was cut by minikvm.
+fn untag(stdout: &[u8], labels: &[&str]) -> Result<Vec<Vec<u8>>, String> {
+    let width = labels.iter().map(|l| l.len()).max().unwrap_or(0);
+    let mut per = vec![Vec::new(); labels.len()];
+    let body = stdout.strip_suffix(b"\n").ok_or("output does not end with a newline")?;
+    for line in body.split(|&b| b == b'\n') {
+        let bad = || format!("not a tagged line: {}", show(line));
+        let (head, text) = (line.get(..width + 3).ok_or_else(bad)?, &line[width + 3..]);
+        let label = std::str::from_utf8(&head[..width]).map_err(|_| bad())?.trim_end();
+        let i = labels.iter().position(|l| *l == label).ok_or_else(bad)?;
+        per[i].extend_from_slice(text);
+        match &head[width..] {
+            b" | " => per[i].push(b'\n'),
+            b" ~ " => {}
+            _ => return Err(bad()),
+        }
+    }
+    Ok(per)
+}
+
+#[test]
+fn several_guests_into_a_pipe_are_whole_lines_tagged_with_their_guest() {
+    let out = run(&["multiplication", "counter"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(OK), "stderr: {stderr}");
+    assert!(out.stdout.starts_with(b"multiplication | ") || out.stdout.starts_with(b"counter        | "));
+    let per = untag(&out.stdout, &["multiplication", "counter"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(String::from_utf8_lossy(&per[0]), multiplication_output());
+    assert_eq!(String::from_utf8_lossy(&per[1]), counter_output());
+    assert!(!out.stdout.contains(&0x1b), "no colour into a pipe");
+    assert!(!stderr.contains("vCPU 0"), "the prefixes name the guests: no legend: {stderr}");
+}
+
+#[test]
+fn tagged_lines_in_colour_colour_the_prefix_only() {
+    let out = run(&["--color=always", "hello", "counter"], b"");
+    assert_eq!(out.status.code(), Some(OK));
+    let plain: Vec<u8> = String::from_utf8_lossy(&out.stdout)
+        .replace(VCPU_COLORS[0], "")
+        .replace(VCPU_COLORS[1], "")
+        .replace(COLOR_RESET, "")
+        .into_bytes();
+    let per = untag(&plain, &["hello", "counter"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(String::from_utf8_lossy(&per[0]), "Hello, KVM!\n");
+    assert_eq!(String::from_utf8_lossy(&per[1]), counter_output());
+    let first_hello = format!("{}hello   |{COLOR_RESET} Hello, KVM!\n", VCPU_COLORS[0]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&first_hello), "{}", show(&out.stdout));
+}
+
+#[test]
+fn a_line_without_newline_is_cut_at_max_line_and_flushed_when_its_guest_ends() {
+    // putchar-bench prints 20,000 dots and no newline.
+    let out = run(&["putchar-bench", "hello"], b"");
+    assert_eq!(out.status.code(), Some(OK), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dots: Vec<usize> = text.lines().filter_map(|l| l.strip_prefix("putchar-bench ~ ")).map(str::len).collect();
+    assert_eq!(dots, [MAX_LINE, MAX_LINE, MAX_LINE, MAX_LINE, 20_000 - 4 * MAX_LINE], "{}", show(&out.stdout));
+    let per = untag(&out.stdout, &["putchar-bench", "hello"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(per[0], ".".repeat(20_000).into_bytes());
+    assert_eq!(per[1], b"Hello, KVM!\n");
+}
+
+#[test]
+fn one_guest_alone_is_raw_bytes_even_with_colour_forced() {
+    for args in [&["counter"][..], &["--color=always", "counter"], &["--output=auto", "counter"]] {
+        let out = run(args, b"");
+        assert_eq!(out.status.code(), Some(OK));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), counter_output(), "{args:?}");
+        assert!(out.stderr.is_empty(), "no legend for one guest: {}", show(&out.stderr));
+    }
+}
+
+#[test]
+fn output_lines_tags_even_one_guest_and_a_bad_choice_is_a_usage_error() {
+    let out = run(&["--output=lines", "hello"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello | Hello, KVM!\n");
+    assert_eq!(run(&["--output=tagged", "hello"], b"").status.code(), Some(USAGE));
+}
+
 /// Guests on different vCPUs are independent programs: one that faults ends only its own vCPU,
 /// the others run to their end, its report is printed, and the run's status is the worst outcome.
 #[test]
@@ -291,7 +372,9 @@ fn a_faulting_guest_leaves_the_others_running() {
         let out = run(&["multiplication", "bad-hypercall"], b"");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(GUEST_FAULT), "stderr: {stderr}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), table, "the table was cut short; stderr: {stderr}");
+        let per = untag(&out.stdout, &["multiplication", "bad-hypercall"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(String::from_utf8_lossy(&per[0]), table, "the table was cut short; stderr: {stderr}");
+        assert!(per[1].is_empty());
         assert!(stderr.contains("unknown hypercall 0x7f") && stderr.contains("CS:IP"), "no report: {stderr}");
     }
 }
@@ -304,7 +387,7 @@ fn a_fault_outranks_the_timeout_that_stops_the_others() {
     assert_eq!(out.status.code(), Some(GUEST_FAULT), "stderr: {stderr}");
     assert!(stderr.contains("triple fault"), "stderr: {stderr}");
     assert!(stderr.contains("timeout after") && stderr.contains("`spin` (vCPU 0)"), "stderr: {stderr}");
-    assert_eq!(out.stdout, b"spinning\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "spin         | spinning\n");
 }
 
 /// A vCPU thread that dies (here by the documented fault injection) ends the run: the others stop,
@@ -408,7 +491,8 @@ fn triple_fault_report_names_the_place_or_says_it_was_lost() {
 fn timeout_stops_guests_and_keeps_finished_output() {
     let out = run(&["--timeout", "1", "spin", "hello"], b"");
     assert_eq!(out.status.code(), Some(TIMEOUT), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(is_interleaving(&out.stdout, b"spinning\n", b"Hello, KVM!\n"), "stdout: {}", show(&out.stdout));
+    let per = untag(&out.stdout, &["spin", "hello"]).unwrap_or_else(|e| panic!("{e}: {}", show(&out.stdout)));
+    assert_eq!((&per[0][..], &per[1][..]), (&b"spinning\n"[..], &b"Hello, KVM!\n"[..]));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The console: where guest bytes go (stdout, coloured per vCPU) and where input comes from
+//! The console: where guest bytes go (stdout, raw or as tagged lines: [`super::output`]) and where input comes from
 //! (stdin, read by the controller into one queue that both GETCHAR and the UART drain), and the
 //! signs that a guest waits for input ([`InputWait`]).
 //!
@@ -11,11 +11,10 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// ANSI colours per vCPU: cyan, yellow, magenta, green.
-pub const VCPU_COLORS: [&str; 4] = ["\x1b[36m", "\x1b[33m", "\x1b[35m", "\x1b[32m"];
-pub const COLOR_RESET: &str = "\x1b[0m";
+use super::output::Output;
+pub use super::output::{COLOR_RESET, VCPU_COLORS};
 
 /// Called with the new level of IRQ4 whenever it changes.
 pub type IrqLine = Box<dyn Fn(bool) + Send + Sync>;
@@ -29,13 +28,6 @@ pub struct InputState {
     /// The run is ending: blocked readers give up.
     closing: bool,
     irq_level: bool,
-}
-
-struct OutputState {
-    sink: Box<dyn Write + Send>,
-    color: bool,
-    current: Option<usize>,
-    last_output: Instant,
 }
 
 pub struct Console {
@@ -52,7 +44,7 @@ pub struct Console {
     input_changed: Condvar,
     /// GETCHAR waits for input instead of answering 0xFF at once (stdin is a pipe or file).
     blocking_getchar: bool,
-    output: Mutex<OutputState>,
+    output: Mutex<Output>,
     irq: Mutex<Option<IrqLine>>,
 }
 
@@ -78,6 +70,9 @@ pub const REPEATED_POLLS: u32 = 2;
 /// KVM_RUN but cannot wake a condition variable.
 const FLAG_CHECK: Duration = Duration::from_millis(20);
 
+/// How often the live view looks for partial lines to show.
+const PARTIAL_CHECK: Duration = Duration::from_millis(50);
+
 impl Console {
     /// A console writing guest output to `sink`. With `blocking_getchar`, GETCHAR waits until a
     /// byte arrives or stdin ends, so piped input is never missed because it came late.
@@ -95,7 +90,7 @@ impl Console {
             starve_hook: Mutex::new(None),
             input_changed: Condvar::new(),
             blocking_getchar,
-            output: Mutex::new(OutputState { sink, color, current: None, last_output: Instant::now() }),
+            output: Mutex::new(Output::raw(sink, color)),
             irq: Mutex::new(None),
         })
     }
@@ -223,29 +218,45 @@ impl Console {
 
     /// One byte of guest output from vCPU `vcpu`.
     pub fn put(&self, vcpu: usize, byte: u8) {
-        let mut out = lock(&self.output);
-        if out.color && out.current != Some(vcpu) {
-            let code = VCPU_COLORS[vcpu % VCPU_COLORS.len()];
-            let _ = out.sink.write_all(code.as_bytes());
-            out.current = Some(vcpu);
-        }
-        // Guest output is best effort: a closed stdout must not kill the guest.
-        let _ = out.sink.write_all(&[byte]);
-        let _ = out.sink.flush();
-        out.last_output = Instant::now();
-        drop(out);
+        lock(&self.output).put(vcpu, byte);
         // Printing ends a wait for input.
         self.empty_polls.store(0, Ordering::Relaxed);
     }
 
-    /// Ends coloured output and flushes.
-    pub fn finish(&self) {
-        let mut out = lock(&self.output);
-        if out.color && out.current.is_some() {
-            let _ = out.sink.write_all(COLOR_RESET.as_bytes());
-            out.current = None;
+    /// Several guests: whole lines, each prefixed with its guest's name (see
+    /// [`crate::devices::output`]). `live`: stdout is a terminal; a thread then shows a guest's
+    /// unfinished line once the guest has been quiet a moment.
+    pub fn tag_lines(self: &Arc<Self>, names: &[String], live: bool) {
+        lock(&self.output).tag_lines(names, live);
+        if live {
+            let me = Arc::downgrade(self);
+            let _ = std::thread::Builder::new().name("partial-lines".into()).spawn(move || {
+                while let Some(console) = me.upgrade() {
+                    if !console.show_partial_lines() {
+                        break;
+                    }
+                    drop(console);
+                    std::thread::sleep(PARTIAL_CHECK);
+                }
+            });
         }
-        let _ = out.sink.flush();
+    }
+
+    /// Shows quiet partial lines; false once output is finished.
+    fn show_partial_lines(&self) -> bool {
+        let mut out = lock(&self.output);
+        out.show_partial_lines();
+        out.is_live()
+    }
+
+    /// vCPU `vcpu`'s guest ended: its unfinished line (if any) goes out.
+    pub fn end_of(&self, vcpu: usize) {
+        lock(&self.output).end_of(vcpu);
+    }
+
+    /// Flushes what is left: unfinished lines, the colour reset.
+    pub fn finish(&self) {
+        lock(&self.output).finish();
     }
 
     /// Seconds since the guest last printed anything.
@@ -283,30 +294,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            lock(&self.0).extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn colour_switches_only_when_the_vcpu_changes() {
-        let buf = Shared::default();
-        let c = Console::new(Box::new(buf.clone()), true, false);
-        c.put(0, b'a');
-        c.put(0, b'b');
-        c.put(1, b'c');
-        c.finish();
-        let got = String::from_utf8(lock(&buf.0).clone()).unwrap();
-        assert_eq!(got, "\x1b[36mab\x1b[33mc\x1b[0m");
-    }
 
     #[test]
     fn getchar_drains_queue_then_repeated_empty_polls_are_a_wait() {

@@ -6,6 +6,7 @@ pub mod console;
 pub mod debug_exit;
 pub mod fw_cfg;
 pub mod hypercall;
+pub mod output;
 pub mod ports;
 pub mod serial;
 pub mod stdin;
