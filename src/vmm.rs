@@ -62,13 +62,14 @@ impl Config {
             return Err(Error::usage(format!("{option} only applies to --paging (seed compatibility mode)")));
         }
         let (names, plan, elf_path) = plan_boot(args)?;
+        let several = plan.cpus.len() > 1;
         let tag_lines = match args.output {
-            OutputChoice::Auto => names.len() > 1,
+            OutputChoice::Auto => several,
             OutputChoice::Lines => true,
             OutputChoice::Raw => false,
         };
         // One guest alone is never coloured: its bytes are exactly what it printed.
-        let color = color && names.len() > 1;
+        let color = color && several;
         let (stats, gdb) = (args.stats, args.gdb.clone());
         Ok(Config { names, plan, elf_path, stats, timeout, color, tag_lines, eof_grace, gdb })
     }
@@ -292,7 +293,8 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     };
     // Tagged lines name their guest; raw bytes from several guests need the legend.
     if cfg.tag_lines {
-        console.tag_lines(&cfg.names, std::io::stdout().is_terminal());
+        let labels: Vec<String> = machine.vcpus.iter().map(|v| v.name.clone()).collect();
+        console.tag_lines(&labels, std::io::stdout().is_terminal());
     } else if cfg.names.len() > 1 {
         print_legend(&cfg.names, cfg.color);
     }

@@ -85,7 +85,8 @@ impl Output {
     pub fn put(&mut self, vcpu: usize, byte: u8) {
         self.last_output = Instant::now();
         let Some(lines) = self.lines.as_mut() else { return self.put_raw(vcpu, byte) };
-        let Some(p) = lines.pending.get_mut(vcpu) else { return };
+        // A vCPU without a label (none is made so) still has its bytes written, never dropped.
+        let Some(p) = lines.pending.get_mut(vcpu) else { return self.put_raw(vcpu, byte) };
         if p.bytes.is_empty() {
             p.since = Instant::now();
         }
@@ -287,6 +288,13 @@ mod tests {
         out.put(0, b'x');
         out.put(0, b'\n');
         assert_eq!(text(&buf), "one ~ Name? Ada\ntwo ~ .\none | x\n");
+    }
+
+    #[test]
+    fn a_vcpu_without_a_label_is_written_not_dropped() {
+        let (mut out, buf) = lines_output(&["a"], false);
+        out.put(1, b'z');
+        assert_eq!(text(&buf), "z");
     }
 
     #[test]
