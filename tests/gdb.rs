@@ -789,22 +789,51 @@ fn stub_blocked_writing(pid: u32) -> bool {
     })
 }
 
+/// Each thread of `pid` with the system call it is in, for a failure message.
+fn threads_and_syscalls(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return "(gone)".into() };
+    let read =
+        |t: &std::fs::DirEntry, f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_else(|e| e.to_string());
+    tasks
+        .flatten()
+        .map(|t| format!("{} [{}]", read(&t, "comm").trim(), read(&t, "syscall").trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Sends memory reads and never reads a reply, until the stub is stuck writing one (its replies
 /// have filled both sockets' buffers). False if the stub closed the connection first.
 fn flood_without_reading(r: &mut common::remote::Remote, pid: u32) -> bool {
     r.stream.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
     let many: Vec<u8> = (0..64).flat_map(|_| common::remote::packet(b"m0,1000")).collect();
     let started = Instant::now();
+    let (mut batches, mut timeouts) = (0usize, 0usize);
+    // What is left of the batch being sent. A write that times out may have sent part of it: the
+    // rest goes next, so the stub never sees a torn packet (a bad checksum would end its session,
+    // and then it drains the socket instead of getting stuck).
+    let mut left: &[u8] = &[];
     loop {
         if stub_blocked_writing(pid) {
             return true;
         }
-        match r.send_raw(&many) {
-            Ok(()) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        if left.is_empty() {
+            left = &many;
+            batches += 1;
+        }
+        match std::io::Write::write(&mut r.stream, left) {
+            Ok(0) => return false,
+            Ok(n) => left = &left[n..],
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                timeouts += 1
+            }
             Err(_) => return false,
         }
-        assert!(started.elapsed() < PATIENCE, "the stub never got stuck writing in {PATIENCE:?}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the stub never got stuck writing in {PATIENCE:?} ({batches} batches, {timeouts} writes timed out; \
+             the stub's threads: {})",
+            threads_and_syscalls(pid)
+        );
     }
 }
 
