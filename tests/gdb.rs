@@ -384,6 +384,71 @@ fn watch_on_digit_reports_old_and_new_value() {
     assert!(out.ends_with("8\n9\n"), "{out}");
 }
 
+/// Issue 10: gdb 13 prints no text from a refused `Z` packet, so the reason must come as console
+/// output (an `O` packet) at the `continue` that cannot honour the breakpoint; nothing runs.
+#[test]
+fn a_fifth_hbreak_is_explained_on_gdbs_screen_at_continue() {
+    if skip("fifth hbreak") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let sym = symbol_file("counter");
+    let cmds = [&sym as &str, "hbreak *1", "hbreak *2", "hbreak *3", "hbreak *4", "hbreak *5", "continue", "p/x $pc"];
+    let mut cmds = cmds.to_vec();
+    cmds.extend(["delete 5", "delete 1-4", "continue"]);
+    let t = gdb(&vm, &cmds);
+    assert!(t.contains("minikvm: cannot honour `hbreak *0x5`: the 4 debug registers DR0-DR3 are in use"), "{t}");
+    assert!(t.contains("$1 = 0x0"), "nothing ran: {t}");
+    assert!(t.contains("exited normally"), "{t}");
+    assert_eq!(vm.finish().0, OK);
+}
+
+#[test]
+fn a_fifth_break_without_int3_interception_says_why() {
+    if skip("fifth break") || common::host_can("int3") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let sym = symbol_file("counter");
+    let cmds = [&sym as &str, "hbreak *1", "hbreak *2", "hbreak *3", "hbreak *4", "break *5", "continue", "kill"];
+    let t = gdb(&vm, &cmds);
+    assert!(!t.contains("Cannot access memory at address 0x5"), "{t}");
+    assert!(t.contains("minikvm: cannot honour `break *0x5`: the 4 debug registers are in use"), "{t}");
+    assert!(t.contains("does not intercept int3"), "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
+}
+
+#[test]
+fn rwatch_and_awatch_without_data_breakpoints_say_why() {
+    if skip("rwatch without data breakpoints") || common::host_can("watch") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let sym = symbol_file("counter");
+    let cmds = [&sym as &str, "rwatch *(unsigned char *)&digit", "awatch *(unsigned char *)&digit", "continue", "kill"];
+    let t = gdb(&vm, &cmds);
+    assert!(!t.contains("Could not insert hardware watchpoint"), "{t}");
+    assert!(t.contains("minikvm: cannot honour `rwatch *0x"), "{t}");
+    assert!(t.contains("minikvm: cannot honour `awatch *0x"), "{t}");
+    assert!(t.contains("this host's KVM ignores data breakpoints"), "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
+}
+
+/// Issue 10: a faulting guest showed in gdb as a bare SIGSEGV; the reason was on minikvm's stderr only.
+#[test]
+fn a_guest_fault_is_explained_on_gdbs_screen() {
+    if skip("fault reason") {
+        return;
+    }
+    let vm = Vm::start(&["triple-fault"]);
+    let t = gdb(&vm, &["continue", "continue"]);
+    // gdb prints console output on its stderr, the stop on its stdout.
+    assert!(t.contains("minikvm: guest `triple-fault` (vCPU 0) stopped: triple fault (the CPU shut down"), "{t}");
+    assert!(t.contains("Program received signal SIGSEGV"), "{t}");
+    assert!(t.contains("`continue` ends the run"), "{t}");
+    assert_eq!(vm.finish().0, 1);
+}
+
 #[test]
 fn cr0_shows_real_mode() {
     if skip("cr0") {

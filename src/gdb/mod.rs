@@ -59,6 +59,7 @@ pub mod breakpoints;
 pub mod conn;
 pub mod layout;
 pub mod monitor;
+pub mod refusals;
 pub mod regs;
 pub mod regs64;
 pub mod target;
@@ -293,7 +294,12 @@ fn drive(dbg: &mut Debugger, conn: GdbConn) -> std::result::Result<SessionEnd, S
                 }
             },
             GdbStubStateMachine::Running(mut g) => match dbg.take_events() {
-                Some(reason) => g.report_stop(dbg, reason).map_err(err)?,
+                Some(reason) => {
+                    for text in dbg.refusals.take_messages() {
+                        g.borrow_conn().console(&text).map_err(io)?;
+                    }
+                    g.report_stop(dbg, reason).map_err(err)?
+                }
                 None => match g.borrow_conn().wait(&wake).map_err(io)? {
                     Wake::Gdb => {
                         let byte = g.borrow_conn().read().map_err(io)?;
