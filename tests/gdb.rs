@@ -449,6 +449,41 @@ fn a_guest_fault_is_explained_on_gdbs_screen() {
     assert_eq!(vm.finish().0, 1);
 }
 
+/// Issue 10: `--gdb :PORT`, gdb's own way to write a local port, was a DNS error.
+#[test]
+fn gdb_port_syntax_with_a_colon_listens_on_loopback() {
+    if skip("--gdb :PORT") {
+        return;
+    }
+    let vm = Vm::start_on(":0", &["hello"]);
+    let t = gdb(&vm, &["continue"]);
+    assert!(t.contains("exited normally"), "{t}");
+    let (code, out, err) = vm.finish();
+    assert_eq!((code, out.as_str()), (OK, "Hello, KVM!\n"), "{err}");
+    assert!(err.contains("waiting for gdb on 127.0.0.1:"), "{err}");
+}
+
+/// Issue 10: a second `target remote` while one gdb is attached sat 12–20 s and timed out, and
+/// minikvm said nothing; now it is turned away at once, with the reason on both screens.
+#[test]
+fn a_second_gdb_is_turned_away_at_once_with_a_reason() {
+    if skip("second gdb") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let first = Gdb::spawn(&vm, &["shell sleep 3", "continue"]);
+    vm.stderr.wait_for("gdb connected from");
+    let started = Instant::now();
+    let second = gdb(&vm, &[]);
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(second.contains("E.minikvm: another gdb is attached already (one at a time)"), "{second}");
+    let first = first.finish();
+    assert!(first.contains("exited normally"), "{first}");
+    let (code, _, err) = vm.finish();
+    assert_eq!(code, OK);
+    assert!(err.contains("minikvm: turned away a second gdb from 127.0.0.1:"), "{err}");
+}
+
 #[test]
 fn cr0_shows_real_mode() {
     if skip("cr0") {
