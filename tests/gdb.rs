@@ -484,6 +484,20 @@ fn a_second_gdb_is_turned_away_at_once_with_a_reason() {
     assert!(err.contains("minikvm: turned away a second gdb from 127.0.0.1:"), "{err}");
 }
 
+/// Issue 10: real-mode segment registers were shown as selectors, `(GDT[0], RPL 0)`.
+#[test]
+fn monitor_regs_shows_real_mode_segments_as_paragraphs() {
+    if skip("real-mode segments") {
+        return;
+    }
+    let vm = Vm::start(&["multiplication", "hello"]);
+    let t = gdb(&vm, &["monitor regs", "monitor vcpu 1", "monitor regs", "kill"]);
+    assert!(!t.contains("(GDT[0], RPL 0)"), "{t}");
+    assert!(t.contains("cs: 0x0000  base 0x00000 = 0x0000 * 16, limit 0xffff"), "{t}");
+    assert!(t.contains("ds: 0x4000  base 0x40000 = 0x4000 * 16, limit 0xffff"), "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
+}
+
 #[test]
 fn cr0_shows_real_mode() {
     if skip("cr0") {
