@@ -1138,6 +1138,8 @@ fn kernel_session_script() {
         "-ex",
         "pt 0xc0100000",
         "-ex",
+        "pt $pc",
+        "-ex",
         "kill",
     ]);
     c.env("MINIKVM_GDB_PORT", vm.port.to_string()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -1150,6 +1152,9 @@ fn kernel_session_script() {
     assert!(t.contains("Breakpoint 1, kernel_main ("), "{t}");
     assert!(t.contains("PE=1 PG=1"), "{t}");
     assert!(t.contains("linear 0xc0100000 -> physical 0x100000"), "{t}");
+    // Issue 10: `pt $pc` sent the text "$pc" (gdb does not evaluate monitor arguments).
+    assert!(!t.contains("usage: monitor pt"), "{t}");
+    assert_eq!(t.matches("KVM_TRANSLATE: physical").count(), 2, "{t}");
     assert!(!t.contains("does not support file transfer"), "{t}");
     assert_eq!(vm.finish().0, STOPPED);
 }
