@@ -51,7 +51,7 @@ fn bin(name: &str) -> &'static str {
 
 /// Text a child writes, collected by a thread; tests can wait for a piece of it.
 #[derive(Clone, Default)]
-struct Collected(Arc<(Mutex<String>, std::sync::Condvar)>);
+struct Collected(Arc<(Mutex<String>, std::sync::Condvar, std::sync::atomic::AtomicBool)>);
 
 impl Collected {
     fn spawn(mut from: impl Read + Send + 'static) -> Self {
@@ -63,12 +63,13 @@ impl Collected {
                 match from.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let (text, cv) = &*c2.0;
+                        let (text, cv, _) = &*c2.0;
                         text.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
                         cv.notify_all();
                     }
                 }
             }
+            c2.0 .2.store(true, std::sync::atomic::Ordering::Release);
             c2.0 .1.notify_all();
         });
         c
@@ -76,6 +77,12 @@ impl Collected {
 
     fn text(&self) -> String {
         self.0 .0.lock().unwrap().clone()
+    }
+
+    /// Everything the child wrote, once the pipe has closed (a child that has ended may still
+    /// have output in the pipe that the collecting thread has not read yet).
+    fn all_text(&self) -> String {
+        self.wait_until("the end of the output", |_| self.0 .2.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Waits until the text contains `what` (panics after [`LIMIT`]).
@@ -92,7 +99,7 @@ impl Collected {
 
     fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + LIMIT;
-        let (text, cv) = &*self.0;
+        let (text, cv, _) = &*self.0;
         let mut t = text.lock().unwrap();
         while !done(&t) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -233,7 +240,7 @@ impl Gdb {
     /// Waits for gdb to end and returns its transcript (stdout, then stderr).
     fn finish(mut self) -> String {
         wait_limited(&mut self.child, "gdb");
-        format!("{}\n--- gdb stderr ---\n{}", self.stdout.text(), self.stderr.text())
+        format!("{}\n--- gdb stderr ---\n{}", self.stdout.all_text(), self.stderr.all_text())
     }
 }
 
