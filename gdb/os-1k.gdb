@@ -41,7 +41,9 @@ Show the control registers, with CR0's protection (PE) and paging (PG) bits.
 end
 
 define pt
-  monitor pt $arg0
+  # gdb does not evaluate monitor arguments (`monitor pt $pc` would send the text "$pc"):
+  # evaluate here and pass the number.
+  eval "monitor pt %#lx", (unsigned long) ($arg0)
 end
 document pt
 pt ADDR: every level of the guest's page walk for ADDR, and KVM's own translation.

@@ -51,7 +51,7 @@ fn bin(name: &str) -> &'static str {
 
 /// Text a child writes, collected by a thread; tests can wait for a piece of it.
 #[derive(Clone, Default)]
-struct Collected(Arc<(Mutex<String>, std::sync::Condvar)>);
+struct Collected(Arc<(Mutex<String>, std::sync::Condvar, std::sync::atomic::AtomicBool)>);
 
 impl Collected {
     fn spawn(mut from: impl Read + Send + 'static) -> Self {
@@ -63,12 +63,13 @@ impl Collected {
                 match from.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let (text, cv) = &*c2.0;
+                        let (text, cv, _) = &*c2.0;
                         text.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
                         cv.notify_all();
                     }
                 }
             }
+            c2.0 .2.store(true, std::sync::atomic::Ordering::Release);
             c2.0 .1.notify_all();
         });
         c
@@ -76,6 +77,12 @@ impl Collected {
 
     fn text(&self) -> String {
         self.0 .0.lock().unwrap().clone()
+    }
+
+    /// Everything the child wrote, once the pipe has closed (a child that has ended may still
+    /// have output in the pipe that the collecting thread has not read yet).
+    fn all_text(&self) -> String {
+        self.wait_until("the end of the output", |_| self.0 .2.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Waits until the text contains `what` (panics after [`LIMIT`]).
@@ -92,7 +99,7 @@ impl Collected {
 
     fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + LIMIT;
-        let (text, cv) = &*self.0;
+        let (text, cv, _) = &*self.0;
         let mut t = text.lock().unwrap();
         while !done(&t) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -233,7 +240,7 @@ impl Gdb {
     /// Waits for gdb to end and returns its transcript (stdout, then stderr).
     fn finish(mut self) -> String {
         wait_limited(&mut self.child, "gdb");
-        format!("{}\n--- gdb stderr ---\n{}", self.stdout.text(), self.stderr.text())
+        format!("{}\n--- gdb stderr ---\n{}", self.stdout.all_text(), self.stderr.all_text())
     }
 }
 
@@ -382,6 +389,120 @@ fn watch_on_digit_reports_old_and_new_value() {
     let (code, out, _) = vm.finish();
     assert_eq!(code, OK);
     assert!(out.ends_with("8\n9\n"), "{out}");
+}
+
+/// Issue 10: gdb 13 prints no text from a refused `Z` packet, so the reason must come as console
+/// output (an `O` packet) at the `continue` that cannot honour the breakpoint; nothing runs.
+#[test]
+fn a_fifth_hbreak_is_explained_on_gdbs_screen_at_continue() {
+    if skip("fifth hbreak") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let sym = symbol_file("counter");
+    let cmds = [&sym as &str, "hbreak *1", "hbreak *2", "hbreak *3", "hbreak *4", "hbreak *5", "continue", "p/x $pc"];
+    let mut cmds = cmds.to_vec();
+    cmds.extend(["delete 5", "delete 1-4", "continue"]);
+    let t = gdb(&vm, &cmds);
+    assert!(t.contains("minikvm: cannot honour `hbreak *0x5`: the 4 debug registers DR0-DR3 are in use"), "{t}");
+    assert!(t.contains("$1 = 0x0"), "nothing ran: {t}");
+    assert!(t.contains("exited normally"), "{t}");
+    assert_eq!(vm.finish().0, OK);
+}
+
+#[test]
+fn a_fifth_break_without_int3_interception_says_why() {
+    if skip("fifth break") || common::host_can("int3") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let sym = symbol_file("counter");
+    let cmds = [&sym as &str, "hbreak *1", "hbreak *2", "hbreak *3", "hbreak *4", "break *5", "continue", "kill"];
+    let t = gdb(&vm, &cmds);
+    assert!(!t.contains("Cannot access memory at address 0x5"), "{t}");
+    assert!(t.contains("minikvm: cannot honour `break *0x5`: the 4 debug registers are in use"), "{t}");
+    assert!(t.contains("does not intercept int3"), "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
+}
+
+#[test]
+fn rwatch_and_awatch_without_data_breakpoints_say_why() {
+    if skip("rwatch without data breakpoints") || common::host_can("watch") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let sym = symbol_file("counter");
+    let cmds = [&sym as &str, "rwatch *(unsigned char *)&digit", "awatch *(unsigned char *)&digit", "continue", "kill"];
+    let t = gdb(&vm, &cmds);
+    assert!(!t.contains("Could not insert hardware watchpoint"), "{t}");
+    assert!(t.contains("minikvm: cannot honour `rwatch *0x"), "{t}");
+    assert!(t.contains("minikvm: cannot honour `awatch *0x"), "{t}");
+    assert!(t.contains("this host's KVM ignores data breakpoints"), "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
+}
+
+/// Issue 10: a faulting guest showed in gdb as a bare SIGSEGV; the reason was on minikvm's stderr only.
+#[test]
+fn a_guest_fault_is_explained_on_gdbs_screen() {
+    if skip("fault reason") {
+        return;
+    }
+    let vm = Vm::start(&["triple-fault"]);
+    let t = gdb(&vm, &["continue", "continue"]);
+    // gdb prints console output on its stderr, the stop on its stdout.
+    assert!(t.contains("minikvm: guest `triple-fault` (vCPU 0) stopped: triple fault (the CPU shut down"), "{t}");
+    assert!(t.contains("Program received signal SIGSEGV"), "{t}");
+    assert!(t.contains("`continue` ends the run"), "{t}");
+    assert_eq!(vm.finish().0, 1);
+}
+
+/// Issue 10: `--gdb :PORT`, gdb's own way to write a local port, was a DNS error.
+#[test]
+fn gdb_port_syntax_with_a_colon_listens_on_loopback() {
+    if skip("--gdb :PORT") {
+        return;
+    }
+    let vm = Vm::start_on(":0", &["hello"]);
+    let t = gdb(&vm, &["continue"]);
+    assert!(t.contains("exited normally"), "{t}");
+    let (code, out, err) = vm.finish();
+    assert_eq!((code, out.as_str()), (OK, "Hello, KVM!\n"), "{err}");
+    assert!(err.contains("waiting for gdb on 127.0.0.1:"), "{err}");
+}
+
+/// Issue 10: a second `target remote` while one gdb is attached sat 12–20 s and timed out, and
+/// minikvm said nothing; now it is turned away at once, with the reason on both screens.
+#[test]
+fn a_second_gdb_is_turned_away_at_once_with_a_reason() {
+    if skip("second gdb") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let first = Gdb::spawn(&vm, &["shell sleep 3", "continue"]);
+    vm.stderr.wait_for("gdb connected from");
+    let started = Instant::now();
+    let second = gdb(&vm, &[]);
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(second.contains("E.minikvm: another gdb is attached already (one at a time)"), "{second}");
+    let first = first.finish();
+    assert!(first.contains("exited normally"), "{first}");
+    let (code, _, err) = vm.finish();
+    assert_eq!(code, OK);
+    assert!(err.contains("minikvm: turned away a second gdb from 127.0.0.1:"), "{err}");
+}
+
+/// Issue 10: real-mode segment registers were shown as selectors, `(GDT[0], RPL 0)`.
+#[test]
+fn monitor_regs_shows_real_mode_segments_as_paragraphs() {
+    if skip("real-mode segments") {
+        return;
+    }
+    let vm = Vm::start(&["multiplication", "hello"]);
+    let t = gdb(&vm, &["monitor regs", "monitor vcpu 1", "monitor regs", "kill"]);
+    assert!(!t.contains("(GDT[0], RPL 0)"), "{t}");
+    assert!(t.contains("cs: 0x0000  base 0x00000 = 0x0000 * 16, limit 0xffff"), "{t}");
+    assert!(t.contains("ds: 0x4000  base 0x40000 = 0x4000 * 16, limit 0xffff"), "{t}");
+    assert_eq!(vm.finish().0, STOPPED);
 }
 
 #[test]
@@ -1053,6 +1174,8 @@ fn kernel_session_script() {
         "-ex",
         "pt 0xc0100000",
         "-ex",
+        "pt $pc",
+        "-ex",
         "kill",
     ]);
     c.env("MINIKVM_GDB_PORT", vm.port.to_string()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -1065,6 +1188,9 @@ fn kernel_session_script() {
     assert!(t.contains("Breakpoint 1, kernel_main ("), "{t}");
     assert!(t.contains("PE=1 PG=1"), "{t}");
     assert!(t.contains("linear 0xc0100000 -> physical 0x100000"), "{t}");
+    // Issue 10: `pt $pc` sent the text "$pc" (gdb does not evaluate monitor arguments).
+    assert!(!t.contains("usage: monitor pt"), "{t}");
+    assert_eq!(t.matches("KVM_TRANSLATE: physical").count(), 2, "{t}");
     assert!(!t.contains("does not support file transfer"), "{t}");
     assert_eq!(vm.finish().0, STOPPED);
 }

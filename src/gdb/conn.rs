@@ -140,6 +140,12 @@ impl GdbConn {
         Ok(())
     }
 
+    /// Shows `text` on gdb's screen: an `O` packet, which gdb prints while it waits for a stop.
+    pub fn console(&mut self, text: &str) -> std::io::Result<()> {
+        self.outbox.extend_from_slice(&super::refusals::console_packet(text));
+        self.send_outbox()
+    }
+
     fn buffered(&self) -> bool {
         self.next < self.inbox.len()
     }

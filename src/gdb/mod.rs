@@ -37,6 +37,8 @@
 //! * `kill`: the run stops, minikvm exits with status 6 ("stopped").
 //! * a connection that breaks (gdb killed, network gone) or a protocol error: like `detach`.
 //! * every vCPU ended: gdb is told the exit code minikvm will return.
+//! * a second gdb, while one is attached or after the session ended, is turned away at once with a
+//!   reason it prints ([`doorman`]): one session per run.
 //!
 //! # What a client cannot do to minikvm
 //! Anyone who reaches the port owns the guest (its memory and registers), so minikvm listens on
@@ -57,8 +59,10 @@ macro_rules! note {
 pub mod arch;
 pub mod breakpoints;
 pub mod conn;
+pub mod doorman;
 pub mod layout;
 pub mod monitor;
+pub mod refusals;
 pub mod regs;
 pub mod regs64;
 pub mod target;
@@ -96,10 +100,11 @@ pub enum SessionEnd {
     Failed(String),
 }
 
-/// `PORT` or `ADDR:PORT` (ADDR defaults to 127.0.0.1; a host name is looked up).
+/// `PORT`, `:PORT` or `ADDR:PORT` (ADDR defaults to 127.0.0.1; a host name is looked up).
 pub fn parse_address(s: &str) -> std::result::Result<SocketAddr, String> {
-    let bad = || format!("--gdb `{s}`: expected PORT or ADDR:PORT, e.g. --gdb 1234 or --gdb 0.0.0.0:1234");
-    if let Ok(port) = s.parse::<u16>() {
+    let bad = || format!("--gdb `{s}`: expected PORT or ADDR:PORT, e.g. --gdb 1234, --gdb :1234 or --gdb 0.0.0.0:1234");
+    // `PORT`, or `:PORT` as gdb's own `target remote :PORT` writes it.
+    if let Ok(port) = s.strip_prefix(':').unwrap_or(s).parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     if !s.contains(':') {
@@ -167,7 +172,8 @@ impl Stub {
             Some(s) => s,
             None => return SessionEnd::NeverConnected,
         };
-        drop(listener);
+        let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        doorman::turn_away(listener, over.clone());
         if let Ok(peer) = stream.peer_addr() {
             note!("minikvm: gdb connected from {peer}");
         }
@@ -178,6 +184,7 @@ impl Stub {
             Ok(end) => end,
             Err(e) => SessionEnd::Lost(e),
         };
+        over.store(true, std::sync::atomic::Ordering::Release);
         match &end {
             SessionEnd::Killed => {
                 note!("\r\nminikvm: killed from gdb");
@@ -293,7 +300,12 @@ fn drive(dbg: &mut Debugger, conn: GdbConn) -> std::result::Result<SessionEnd, S
                 }
             },
             GdbStubStateMachine::Running(mut g) => match dbg.take_events() {
-                Some(reason) => g.report_stop(dbg, reason).map_err(err)?,
+                Some(reason) => {
+                    for text in dbg.refusals.take_messages() {
+                        g.borrow_conn().console(&text).map_err(io)?;
+                    }
+                    g.report_stop(dbg, reason).map_err(err)?
+                }
                 None => match g.borrow_conn().wait(&wake).map_err(io)? {
                     Wake::Gdb => {
                         let byte = g.borrow_conn().read().map_err(io)?;
@@ -326,6 +338,7 @@ mod tests {
     fn addresses() {
         assert_eq!(parse_address("1234"), Ok("127.0.0.1:1234".parse().unwrap()));
         assert_eq!(parse_address("0.0.0.0:99"), Ok("0.0.0.0:99".parse().unwrap()));
+        assert_eq!(parse_address(":4446"), Ok("127.0.0.1:4446".parse().unwrap()), "gdb's own syntax");
         assert_eq!(parse_address("[::1]:99"), Ok("[::1]:99".parse().unwrap()));
         assert!(parse_address("abc").is_err());
         assert!(parse_address("99999").is_err());

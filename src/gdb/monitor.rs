@@ -76,18 +76,36 @@ fn regs(dbg: &Debugger, id: usize, s: &CpuState) -> String {
         let linear = sr.cs.base.wrapping_add(r.rip);
         let _ = writeln!(out, "  CS:IP {:04x}:{:08x}  linear pc {linear:#x}", sr.cs.selector, r.rip);
     }
+    let real = cpu_mode(s) == CpuMode::Real;
     for (name, seg) in [("cs", &sr.cs), ("ds", &sr.ds), ("es", &sr.es), ("fs", &sr.fs), ("gs", &sr.gs), ("ss", &sr.ss)]
     {
-        let _ = writeln!(out, "  {}", describe_segment(name, seg));
+        let line = if real { real_mode_segment(name, seg) } else { describe_segment(name, seg) };
+        let _ = writeln!(out, "  {line}");
     }
-    let _ = writeln!(out, "  {}", describe_segment("tr", &sr.tr));
-    let _ = writeln!(out, "  {}", describe_segment("ldtr", &sr.ldt));
+    if real {
+        let _ = writeln!(out, "  tr, ldtr: not used in real mode");
+    } else {
+        let _ = writeln!(out, "  {}", describe_segment("tr", &sr.tr));
+        let _ = writeln!(out, "  {}", describe_segment("ldtr", &sr.ldt));
+    }
     let _ = writeln!(out, "  gdtr base {:#x} limit {:#x}", sr.gdt.base, sr.gdt.limit);
     let _ = writeln!(out, "  idtr base {:#x} limit {:#x}", sr.idt.base, sr.idt.limit);
     let _ = writeln!(out, "  cr0 {:#010x}  {}", sr.cr0, cr0_bits(sr.cr0));
     let _ = writeln!(out, "  cr2 {:#010x}  cr3 {:#010x}  cr4 {:#010x}  efer {:#x}", sr.cr2, sr.cr3, sr.cr4, sr.efer);
     let _ = writeln!(out, "  eflags {:#010x}  apic_base {:#x}", r.rflags, sr.apic_base);
     out
+}
+
+/// A segment register in real mode: a paragraph number, not a selector (no GDT, no RPL); the
+/// base is `segment * 16` unless the guest left protected mode with another one cached.
+fn real_mode_segment(name: &str, seg: &kvm_bindings::kvm_segment) -> String {
+    let (sel, usual) = (seg.selector, u64::from(seg.selector) << 4);
+    let how = if seg.base == usual {
+        format!("= {sel:#06x} * 16")
+    } else {
+        format!("cached by the CPU, not {sel:#06x} * 16 = {usual:#x}")
+    };
+    format!("{name}: {sel:#06x}  base {:#07x} {how}, limit {:#x}", seg.base, seg.limit)
 }
 
 /// rax…r15, four to a line: what 64-bit code works with.

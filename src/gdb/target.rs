@@ -9,6 +9,7 @@ use super::arch::{serve_target_xml, TdescFlavour, X86Guest};
 use super::breakpoints::{Breakpoints, Hit, Origin, Planted};
 use super::layout::GuestRegs;
 use super::monitor;
+use super::refusals::{Refusals, Request};
 use super::regs::X86Regs;
 use super::regs64::X86_64Regs;
 use crate::devices::console::lock;
@@ -136,6 +137,8 @@ pub struct Debugger {
     flavour: Cell<Option<TdescFlavour>>,
     /// What the packet being handled may still read of memory (see [`MAX_READ`]).
     read_budget: usize,
+    /// Breakpoints accepted but not honoured, and reasons waiting for gdb's screen.
+    pub(super) refusals: Refusals,
 }
 
 fn tid(id: usize) -> Tid {
@@ -180,6 +183,7 @@ impl Debugger {
             current: 0,
             flavour: Cell::new(None),
             read_budget: MAX_READ,
+            refusals: Refusals::default(),
         }
     }
 
@@ -334,11 +338,9 @@ impl Debugger {
             }
             DebugEvent::Faulted(fault) => {
                 v.run = Run::Paused;
-                note!(
-                    "\r\nminikvm: guest `{}` (vCPU {id}) stopped: {fault}\r\n\
-                     minikvm: gdb shows where; `continue` ends the run",
-                    v.h.name
-                );
+                let why = format!("minikvm: guest `{}` (vCPU {id}) stopped: {fault}", v.h.name);
+                note!("\r\n{why}\r\nminikvm: gdb shows where; `continue` ends the run");
+                self.refusals.say(format!("{why}\nminikvm: gdb shows where; `continue` ends the run\n"));
                 Some(StopReason::SignalWithThread { tid: tid(id), signal: fault_signal(&fault) })
             }
             DebugEvent::Debug { exception, pc, dr6 } => {
@@ -439,6 +441,12 @@ impl Debugger {
                 None => None,
             })
             .collect();
+        // A breakpoint accepted but not honoured: say why, run nothing (see super::refusals).
+        if self.refusals.explain_at_resume() {
+            let id = if self.is_paused(self.current) { self.current } else { self.first_live().unwrap_or(0) };
+            self.ready = Some(StopReason::SignalWithThread { tid: tid(id), signal: Signal::SIGTRAP });
+            return Ok(());
+        }
         // A stop that happened while gdb looked at another one is reported now, nothing runs.
         if let Some(pos) = self.pending.iter().position(|(id, _)| go.iter().any(|(g, _)| g == id)) {
             if let Some((id, r)) = self.pending.remove(pos) {
@@ -534,6 +542,7 @@ impl Debugger {
             }
         }
         self.breakpoints.clear_slots();
+        self.refusals.clear();
         for v in self.vcpus.iter().filter(|v| v.run != Run::Ended) {
             let req = if stop_guest { DebugRequest::Stop } else { DebugRequest::Detach };
             let _ = v.h.requests.send(req);
@@ -563,6 +572,14 @@ fn address_mask(s: &CpuState) -> u64 {
         u64::MAX
     } else {
         0xffff_ffff
+    }
+}
+
+fn watch_request(kind: WatchKind) -> Request {
+    match kind {
+        WatchKind::Write => Request::Watch,
+        WatchKind::Read => Request::RWatch,
+        WatchKind::ReadWrite => Request::AWatch,
     }
 }
 
@@ -777,17 +794,17 @@ impl SwBreakpoint for Debugger {
             return Ok(self.breakpoints.add_exec(addr, Origin::Break).is_ok());
         }
         if !self.caps.int3 {
-            note!(
-                "\r\nminikvm: gdb: cannot set a breakpoint at {addr:#x}: the 4 debug registers are in use and this \
-                 host's KVM does not intercept int3 (see `minikvm doctor`); delete a breakpoint or watchpoint"
-            );
-            return Ok(false);
+            let why = "the 4 debug registers are in use and this host's KVM does not intercept int3 \
+                       (see `minikvm doctor`)";
+            note!("\r\nminikvm: gdb: cannot set a breakpoint at {addr:#x}: {why}; delete a breakpoint or watchpoint");
+            return Ok(self.refusals.refuse(Request::Break, addr, 1, why.into()));
         }
         if self.breakpoints.has_int3(addr) {
             return Ok(true);
         }
         if self.breakpoints.int3_count() >= MAX_INT3 {
-            return Ok(false);
+            let why = format!("minikvm plants at most {MAX_INT3} int3 breakpoints");
+            return Ok(self.refusals.refuse(Request::Break, addr, 1, why));
         }
         let mut planted: Vec<Planted> = Vec::new();
         let ids: Vec<usize> = self.live().map(|v| v.h.id).collect();
@@ -812,7 +829,7 @@ impl SwBreakpoint for Debugger {
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        if self.breakpoints.remove_exec(addr, Origin::Break) {
+        if self.refusals.remove(Request::Break, addr, 1) || self.breakpoints.remove_exec(addr, Origin::Break) {
             return Ok(true);
         }
         match self.breakpoints.take_int3(addr) {
@@ -831,29 +848,38 @@ impl SwBreakpoint for Debugger {
 
 impl HwBreakpoint for Debugger {
     fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        Ok(self.breakpoints.add_exec(addr, Origin::HBreak).is_ok())
+        if self.breakpoints.add_exec(addr, Origin::HBreak).is_ok() {
+            return Ok(true);
+        }
+        let why = "the 4 debug registers DR0-DR3 are in use (`monitor breakpoints` shows by what)";
+        Ok(self.refusals.refuse(Request::HBreak, addr, 1, why.into()))
     }
 
     fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        Ok(self.breakpoints.remove_exec(addr, Origin::HBreak))
+        Ok(self.refusals.remove(Request::HBreak, addr, 1) || self.breakpoints.remove_exec(addr, Origin::HBreak))
     }
 }
 
 impl HwWatchpoint for Debugger {
     fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        let request = watch_request(kind);
         if self.caps.data_breakpoints {
-            return Ok(self.breakpoints.add_watch(addr, len, kind).is_ok());
+            if self.breakpoints.add_watch(addr, len, kind).is_ok() {
+                return Ok(true);
+            }
+            let why = "the 4 debug registers DR0-DR3 cannot hold it (in use, or more than 4 aligned pieces)";
+            return Ok(self.refusals.refuse(request, addr, len, why.into()));
         }
         if kind != WatchKind::Write || !(1..=8).contains(&len) {
-            note!(
-                "\r\nminikvm: gdb: this host's KVM ignores data breakpoints, so minikvm watches writes by \
-                 single-stepping: `watch` on up to 8 bytes works, `rwatch` and `awatch` cannot"
-            );
-            return Ok(false);
+            let why = "this host's KVM ignores data breakpoints, so minikvm watches writes by \
+                       single-stepping: `watch` on up to 8 bytes works, `rwatch` and `awatch` cannot";
+            note!("\r\nminikvm: gdb: {why}");
+            return Ok(self.refusals.refuse(request, addr, len, why.into()));
         }
         if !self.soft_watch.contains(&(addr, len)) {
             if self.soft_watch.len() >= MAX_SOFT_WATCH {
-                return Ok(false);
+                let why = format!("minikvm single-steps for at most {MAX_SOFT_WATCH} watchpoints");
+                return Ok(self.refusals.refuse(request, addr, len, why));
             }
             self.soft_watch.push((addr, len));
         }
@@ -861,6 +887,9 @@ impl HwWatchpoint for Debugger {
     }
 
     fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        if self.refusals.remove(watch_request(kind), addr, len) {
+            return Ok(true);
+        }
         if let Some(pos) = self.soft_watch.iter().position(|&w| w == (addr, len)) {
             self.soft_watch.remove(pos);
             return Ok(true);
