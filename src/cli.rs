@@ -84,8 +84,9 @@ pub struct RunArgs {
     pub mem: Option<u32>,
 
     /// Seed compatibility mode: boot a flat 32-bit binary with paging already on (see README).
-    #[arg(long, value_name = "FILE", conflicts_with = "guests")]
-    pub paging: Option<PathBuf>,
+    /// FILE may follow `--paging` or come last, as in the C project's `--paging --verbose FILE`.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub paging: Option<Option<PathBuf>>,
 
     /// Run a flat 64-bit binary (or built-in guest): loaded at 0, entered at RIP 0 in long mode
     /// with identity-mapped page tables (see README, "64-bit guests").

@@ -66,7 +66,11 @@ pub fn resolve(arg: &str) -> Result<Guest> {
             });
         }
         if !Path::new(arg).exists() {
-            return Err(Error::usage(format!("`{arg}` is neither a file nor a built-in guest (see `minikvm list`)")));
+            let hint = match closest_name(arg) {
+                Some(name) => format!("did you mean {name}?"),
+                None => "see `minikvm list`".into(),
+            };
+            return Err(Error::usage(format!("`{arg}` is neither a file nor a built-in guest: {hint}")));
         }
     }
     load_file(Path::new(arg))
@@ -88,8 +92,31 @@ fn load_file(path: &Path) -> Result<Guest> {
         return Err(Error::usage(format!("{shown}: {} bytes is too large for a guest", meta.len())));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::usage(format!("{shown}: {e}")))?;
+    if looks_like_text(&bytes) {
+        return Err(Error::usage(format!(
+            "{shown}: this looks like text (source code?), not a guest binary: assemble it first, \
+             or run a built-in guest by name (see `minikvm list`)"
+        )));
+    }
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| shown.to_string());
     Ok(Guest { name, source: shown.to_string(), bytes, elf_path: None })
+}
+
+/// The built-in name closest to a mistyped one, if it is close enough to be what was meant: at
+/// most 2 edits away (a typo or two), and fewer edits than the name has letters.
+fn closest_name(typed: &str) -> Option<&'static str> {
+    let names = BUILTIN.iter().map(|g| g.name).chain(std::iter::once(OS_1K));
+    let (distance, name) = names.map(|n| (strsim::levenshtein(typed, n), n)).min()?;
+    (distance <= 2 && distance < typed.len()).then_some(name)
+}
+
+/// True when a file's first bytes are all printable text (letters, digits, punctuation, tabs and
+/// newlines): assembly source, a README, a hex dump. Machine code has control bytes and bytes
+/// above 0x7e within its first few hundred bytes; a text file run as code only ends in a fault
+/// that says nothing about the real mistake.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(512)];
+    head.len() >= 16 && head.iter().all(|&b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e))
 }
 
 /// Checks that a flat guest fits its 256 KiB window.

@@ -14,6 +14,7 @@ pub mod devices;
 pub mod doctor;
 pub mod error;
 pub mod exit;
+pub mod exit_log;
 // The gdb stub's own messages move to crate::stdio with its containment work (issue 7, item 8).
 #[allow(clippy::print_stderr)]
 pub mod gdb;

@@ -15,7 +15,10 @@
 //! and drops failed writes the same way (see [`crate::devices::console`]).
 
 use std::fmt;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 /// Writes to stdout and flushes; a failure is dropped (see the module comment).
 pub fn to_stdout(args: fmt::Arguments<'_>) {
@@ -80,11 +83,69 @@ impl log::Log for StderrLog {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            to_stderr(format_args!("[{}] {}\n", record.level(), record.args()));
+            let lead = break_in_on_guest_output();
+            to_stderr(format_args!("{lead}[{}] {}\n", record.level(), record.args()));
         }
     }
 
     fn flush(&self) {}
+}
+
+// ----- log lines between guest output -----------------------------------------------------------
+//
+// At `-vv` a log line comes between two bytes of guest output. When stdout and stderr go to the
+// same place (a terminal, `2>&1`), that line must not be glued to a guest's unfinished line nor
+// painted in the guest's colour. The console tells us where the guest's output stands; a log line
+// then starts with a newline and a colour reset, and tells the console to send its colour again.
+
+/// The last guest byte was not a newline: the guest is in the middle of a line.
+static GUEST_MID_LINE: AtomicBool = AtomicBool::new(false);
+/// The last guest byte was written in a vCPU's colour (which is still on).
+static GUEST_COLOURED: AtomicBool = AtomicBool::new(false);
+/// A log line reset the colour since: the console must send its colour again.
+static COLOUR_RESET_BY_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Called by the console after each byte of guest output.
+pub fn guest_wrote(byte: u8, coloured: bool) {
+    GUEST_MID_LINE.store(byte != b'\n', Ordering::Relaxed);
+    GUEST_COLOURED.store(coloured, Ordering::Relaxed);
+}
+
+/// Called by the console before a byte of guest output: true when a log line reset the colour,
+/// so the console's idea of the colour in force is stale.
+pub fn colour_reset_by_log() -> bool {
+    COLOUR_RESET_BY_LOG.swap(false, Ordering::Relaxed)
+}
+
+/// True when fds 1 and 2 are the same file, pipe or terminal (`2>&1`, an interactive shell).
+fn stdout_is_stderr() -> bool {
+    static SAME: OnceLock<bool> = OnceLock::new();
+    *SAME.get_or_init(|| {
+        let stat = |fd: std::os::fd::BorrowedFd<'_>| nix::sys::stat::fstat(fd).map(|s| (s.st_dev, s.st_ino));
+        match (stat(std::io::stdout().as_fd()), stat(std::io::stderr().as_fd())) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    })
+}
+
+/// What a log line starts with: a newline if the guest's line is unfinished, a colour reset if
+/// the guest's colour is on (both only when the log shares the guest's stream).
+fn break_in_on_guest_output() -> &'static str {
+    if !stdout_is_stderr() {
+        return "";
+    }
+    let mid_line = GUEST_MID_LINE.swap(false, Ordering::Relaxed);
+    let coloured = GUEST_COLOURED.swap(false, Ordering::Relaxed) && std::io::stderr().is_terminal();
+    if coloured {
+        COLOUR_RESET_BY_LOG.store(true, Ordering::Relaxed);
+    }
+    match (mid_line, coloured) {
+        (true, true) => "\x1b[0m\n",
+        (false, true) => "\x1b[0m",
+        (true, false) => "\n",
+        (false, false) => "",
+    }
 }
 
 #[cfg(test)]

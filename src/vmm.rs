@@ -81,7 +81,7 @@ type Planned = (Vec<String>, BootPlan, Option<String>);
 /// Loads the guests the command line names and plans their boot: the seed's paging mode, a 64-bit
 /// guest, or kernels and flat binaries ([`plan_guests`]).
 fn plan_boot(args: &RunArgs) -> Result<Planned> {
-    if let Some(path) = &args.paging {
+    if let Some(path) = paging_file(args)? {
         let g = guests::resolve(&path.to_string_lossy())?;
         let load = args.load.unwrap_or(boot::seed_paging::DEFAULT_LOAD);
         let entry = args.entry.unwrap_or(boot::seed_paging::DEFAULT_ENTRY);
@@ -96,6 +96,17 @@ fn plan_boot(args: &RunArgs) -> Result<Planned> {
         Ok((vec![g.name], plan, g.elf_path))
     } else {
         plan_guests(args)
+    }
+}
+
+/// The file `--paging` boots: its value (`--paging FILE`) or, given as a bare flag, the one guest
+/// argument (`--paging --verbose FILE`, the C project's usage).
+fn paging_file(args: &RunArgs) -> Result<Option<std::path::PathBuf>> {
+    match (&args.paging, args.guests.as_slice()) {
+        (None, _) => Ok(None),
+        (Some(Some(path)), []) => Ok(Some(path.clone())),
+        (Some(None), [one]) => Ok(Some(one.into())),
+        (Some(_), _) => Err(Error::usage("--paging boots exactly one file: `--paging FILE` or `--paging ... FILE`")),
     }
 }
 

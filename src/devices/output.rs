@@ -99,6 +99,10 @@ impl Output {
     }
 
     fn put_raw(&mut self, vcpu: usize, byte: u8) {
+        // A `-vv` log line in between reset the colour (see `crate::stdio`): send it again.
+        if crate::stdio::colour_reset_by_log() {
+            self.current = None;
+        }
         if self.color && self.current != Some(vcpu) {
             let _ = self.sink.write_all(VCPU_COLORS[vcpu % VCPU_COLORS.len()].as_bytes());
             self.current = Some(vcpu);
@@ -106,6 +110,7 @@ impl Output {
         // Guest output is best effort: a closed stdout must not kill the guest.
         let _ = self.sink.write_all(&[byte]);
         let _ = self.sink.flush();
+        crate::stdio::guest_wrote(byte, self.color);
     }
 
     /// Writes vCPU `vcpu`'s collected bytes as one line marked `sign`, in one write.

@@ -748,16 +748,15 @@ impl Vcpu {
     }
 }
 
-/// Logs an exit with the CS:IP it happened at (-vv), from the registers KVM synced into kvm_run.
+/// Logs an exit in words with the CS:IP it happened at (-vv), and its registers (-vvv), from the
+/// registers KVM synced into kvm_run (see [`crate::exit_log`]).
 fn log_exit(id: usize, fd: &VcpuFd, exit: &Exit) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
     let regs = fd.sync_regs();
-    log::debug!(
-        "vCPU {id}: exit {:<12} {:?} at CS:IP {:04x}:{:04x}",
-        exit.name(),
-        exit,
-        regs.sregs.cs.selector,
-        regs.regs.rip
-    );
+    log::debug!("{}", crate::exit_log::line(id, exit, &regs.regs, regs.sregs.cs.selector));
+    log::trace!("{}", crate::exit_log::detail(exit, &regs.regs));
 }
 
 /// The vCPU as the devices on its bus see it.
