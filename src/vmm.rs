@@ -319,6 +319,10 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
 
     // Raw mode before the first guest instruction, so no early key is cooked or echoed.
     let raw = RawTerminal::enter();
+    if raw.is_some() {
+        // Raw mode passes Ctrl-C to the guest: say once how to leave instead.
+        crate::stderrln!("minikvm: keys go to the guest; press Ctrl-A then x to quit");
+    }
     let input = Some(StdinReader::new(raw.is_some()));
     let paging = machine.uses_paging;
     let stats: Vec<_> = machine.vcpus.iter().map(|v| (v.id, v.name.clone(), v.stats.clone())).collect();

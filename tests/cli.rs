@@ -17,15 +17,99 @@ fn verbose_shows_setup_and_very_verbose_every_exit() {
     let err = stderr_of(&out);
     assert!(err.contains("memory slot 0: GPA 0x00000..0x40000"), "{err}");
     assert!(err.contains("vCPU 0 (hello): CS=0x0000"), "{err}");
-    assert!(!err.contains("exit io-out"), "-v must not list exits: {err}");
+    assert!(!err.contains("io-out"), "-v must not list exits: {err}");
 
     let out = minikvm().args(["-vv", "hello"]).output().unwrap();
     assert_eq!(out.stdout, b"Hello, KVM!\n", "guest output stays on stdout alone");
     let err = stderr_of(&out);
-    let io_exits = err.lines().filter(|l| l.contains("exit io-out") && l.contains("port: 1280")).count();
+    let io_exits = err.lines().filter(|l| l.contains("  io-out  0x500  hypercall PUTCHAR ")).count();
     assert_eq!(io_exits, 12, "one exit per PUTCHAR: {err}");
-    assert_eq!(err.lines().filter(|l| l.contains("exit hlt")).count(), 1, "{err}");
-    assert!(err.contains("CS:IP 0000:"), "exits name CS:IP: {err}");
+    assert_eq!(err.lines().filter(|l| l.contains("  hlt  at 0000:")).count(), 1, "{err}");
+}
+
+/// `-vv` reads in words and hex (issue 10: it printed `IoOut { port: 1280, size: 1, value: 1 }`).
+#[test]
+fn very_verbose_exits_read_in_words_and_hex() {
+    let out = minikvm().args(["-vv", "hello"]).output().unwrap();
+    let err = stderr_of(&out);
+    let first = err.lines().find(|l| l.contains("io-out")).unwrap_or_default();
+    assert!(
+        first.starts_with("[DEBUG] vCPU 0  io-out  0x500  hypercall PUTCHAR 'H'  at 0000:00"),
+        "the first exit in words: {err}"
+    );
+    assert!(err.contains("hypercall PUTCHAR '\\n'"), "a newline is written as \\n: {err}");
+    assert!(!err.contains("IoOut") && !err.contains("1280"), "no Rust debug syntax, no decimal ports: {err}");
+}
+
+/// `-vvv` adds the registers and the size and count of each port access; `-vv` does not.
+#[test]
+fn trace_adds_registers_and_access_sizes() {
+    let vv = stderr_of(&minikvm().args(["-vv", "hello"]).output().unwrap());
+    let vvv = stderr_of(&minikvm().args(["-vvv", "hello"]).output().unwrap());
+    let detail = |err: &str| err.lines().filter(|l| l.contains("1 x 1 byte, rax 0x1 rbx 0x48 ")).count();
+    assert_eq!(detail(&vvv), 1, "the registers of the PUTCHAR 'H' exit: {vvv}");
+    assert_eq!(detail(&vv), 0, "{vv}");
+    assert!(vvv.lines().count() > vv.lines().count() + 12, "-vvv says more than -vv");
+}
+
+/// With stdout and stderr in one file (`2>&1`), no log line shares a line with guest output.
+#[test]
+fn log_lines_never_share_a_line_with_guest_output() {
+    let path = std::env::temp_dir().join(format!("minikvm-vv-{}.txt", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    let status = minikvm_std()
+        .args(["-vv", "hello"])
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    for line in text.lines() {
+        assert!(!line.contains('[') || line.starts_with('['), "a log line glued to guest output: {line:?}\n{text}");
+    }
+    let guest: String = text.lines().filter(|l| !l.starts_with('[')).collect();
+    assert_eq!(guest, "Hello, KVM!", "guest output intact between the log lines:\n{text}");
+}
+
+/// `minikvm helo`: one line that names the closest built-in guest, status 2.
+#[test]
+fn a_mistyped_guest_name_suggests_the_closest() {
+    let out = minikvm().arg("helo").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("did you mean hello?"), "{err}");
+    let far = stderr_of(&minikvm().arg("zzzzzzzzzz").output().unwrap());
+    assert!(!far.contains("did you mean"), "no suggestion for a name close to nothing: {far}");
+}
+
+/// `minikvm guest/hello.S` ran the source text as code and blamed "the built-in hello".
+#[test]
+fn a_source_file_is_refused_as_text() {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/guest/hello.S");
+    let out = minikvm().arg(source).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("hello.S: this looks like text"), "{err}");
+    assert!(!err.contains("built-in hello"), "a file is not the built-in guest: {err}");
+}
+
+/// `--paging` as the C project writes it (`--paging --verbose FILE`) and as `--paging FILE`.
+#[test]
+fn paging_takes_its_file_after_it_or_last() {
+    for args in [&["--paging", "--verbose", "/nonexistent/kernel.bin"][..], &["--paging", "/nonexistent/kernel.bin"]] {
+        let out = minikvm().args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("/nonexistent/kernel.bin: no such file"), "{args:?} reached the file: {err}");
+    }
+    let out = minikvm().args(["--paging", "a.bin", "b.bin"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("--paging boots exactly one file"), "{}", stderr_of(&out));
 }
 
 #[test]

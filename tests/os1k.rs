@@ -25,6 +25,18 @@ fn seed_binary() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_minikvm")).parent().expect("target dir").join("guests/seed/flat-hello.bin")
 }
 
+/// `minikvm --paging --verbose FILE`, as the C project's usage text writes it.
+#[test]
+fn minikvm_seed_paging_as_a_flag() {
+    if common::skip_unless("paging", "minikvm_seed_paging_as_a_flag") {
+        return;
+    }
+    let output = common::minikvm().args(["--paging", "--verbose"]).arg(seed_binary()).output().expect("minikvm runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("seed ok"), "stderr: {err}");
+    assert!(output.status.success(), "minikvm failed ({})\nstderr: {err}", output.status);
+}
+
 /// `minikvm --paging FILE`, the seed's compatibility mode (shared ABI §4): a flat binary entered
 /// at 0x80001000 with paging already on.
 #[test]

@@ -98,3 +98,32 @@ fn a_dead_vcpu_thread_restores_the_terminal() {
     assert!(same(&before, &p.settings()), "terminal not restored after an internal error");
     wait_for_output(&p, "internal error");
 }
+
+/// On a terminal, one line on stderr says how to quit (raw mode gives Ctrl-C to the guest).
+#[test]
+fn a_terminal_run_says_once_how_to_quit() {
+    let p = pty();
+    let mut child = spawn_on(&p, &["hello"]);
+    assert_eq!(wait(&mut child), 0);
+    wait_for_output(&p, "Hello, KVM!");
+    assert_eq!(p.text().matches("press Ctrl-A then x to quit").count(), 1, "{:?}", p.text());
+}
+
+/// At `-vv` on a colour terminal, each log line starts with the colour reset (it is not painted in
+/// the guest's colour) and the guest's next byte has its colour again.
+#[test]
+fn log_lines_are_not_in_a_guests_colour() {
+    let p = pty();
+    let mut child = spawn_on(&p, &["-vv", "--color", "always", "hello"]);
+    assert_eq!(wait(&mut child), 0);
+    wait_for_output(&p, "hlt");
+    let text = p.text();
+    let cyan = "\x1b[36m";
+    for (at, _) in text.match_indices("[DEBUG]") {
+        let before = &text[..at];
+        if let Some(last_colour) = before.rfind("\x1b[") {
+            assert!(before[last_colour..].starts_with("\x1b[0m"), "a log line in the guest's colour: {text:?}");
+        }
+    }
+    assert!(text.matches(cyan).count() >= 12, "each guest byte after a log line is coloured again: {text:?}");
+}
