@@ -1,14 +1,15 @@
 # minikvm-guest: echoes input lines upper-cased through the COM1 UART (polled), until "quit" or 5 lines
 	# Reads the console through the emulated 16550A, the way a BIOS-era
 	# driver does without interrupts: spin on LSR bit 0 (data ready), then
-	# read RBR. Each line comes back as "> " + the line upper-cased + "\n",
-	# so "hello\nquit\n" prints "> HELLO\n> QUIT\n". It halts after echoing
-	# a line that is exactly "quit", or after the 5th line.
+	# read RBR. Each line starts with a "> " prompt; each key is echoed
+	# upper-cased as it comes (a raw terminal echoes nothing itself), and
+	# the line's end as "\n", so "hello\nquit\n" prints "> HELLO\n> QUIT\n".
+	# It halts after a line that is exactly "quit", or after the 5th line.
 	#
 	# A line ends at LF, at CR (Enter on a raw terminal), or when 80 bytes
 	# have come; an LF straight after a CR is dropped, so CR LF is one end.
-	# Lines are echoed whole, once their end has arrived. If input ends
-	# mid-line the guest keeps waiting, and minikvm reports that.
+	# If input ends mid-line the guest keeps waiting, and minikvm reports
+	# that.
 	.code16
 	.text
 	.globl	_start
@@ -25,6 +26,10 @@ _start:
 	movb	$0, after_cr
 
 read_line:
+	mov	$'>', %al
+	call	uart_putc
+	mov	$' ', %al
+	call	uart_putc
 	mov	$line, %di		# DI = where the next byte goes
 read_byte:
 	call	uart_getc
@@ -39,30 +44,20 @@ read_byte:
 	jne	2f
 	movb	$1, after_cr
 	jmp	got_line
-2:	mov	%al, (%di)
+2:	mov	%al, (%di)		# kept as typed, for the "quit" check
 	inc	%di
+	cmp	$'a', %al		# only a..z change; everything else passes
+	jb	3f
+	cmp	$'z', %al
+	ja	3f
+	sub	$'a' - 'A', %al
+3:	call	uart_putc
 	cmp	$line + MAX_LINE, %di
 	jne	read_byte
 
 got_line:
 	mov	%di, line_end
-	mov	$'>', %al
-	call	uart_putc
-	mov	$' ', %al
-	call	uart_putc
-	mov	$line, %si
-3:	cmp	line_end, %si
-	je	4f
-	mov	(%si), %al
-	cmp	$'a', %al		# only a..z change; everything else passes
-	jb	5f
-	cmp	$'z', %al
-	ja	5f
-	sub	$'a' - 'A', %al
-5:	call	uart_putc
-	inc	%si
-	jmp	3b
-4:	mov	$'\n', %al
+	mov	$'\n', %al
 	call	uart_putc
 
 	# Was it exactly "quit"? Compare the length, then the four bytes.

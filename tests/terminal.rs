@@ -127,3 +127,30 @@ fn log_lines_are_not_in_a_guests_colour() {
     }
     assert!(text.matches(cyan).count() >= 12, "each guest byte after a log line is coloured again: {text:?}");
 }
+
+/// On a terminal, hctest waits for a line (it used to print "no input was waiting" at once) and
+/// echoes it.
+#[test]
+fn hctest_waits_for_a_line_typed_on_a_terminal() {
+    let mut p = pty();
+    let mut child = spawn_on(&p, &["hctest"]);
+    wait_for_output(&p, "reading a line with GETCHAR");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "hctest ended before a key: {:?}", p.text());
+    p.master.write_all(b"hi\r").unwrap();
+    assert_eq!(wait(&mut child), 0);
+    wait_for_output(&p, "echo: hi");
+    assert!(!p.text().contains("no input"), "{:?}", p.text());
+}
+
+/// uart-echo echoes each key as it is typed, before Enter (a raw terminal echoes nothing itself).
+#[test]
+fn uart_echo_echoes_keys_as_typed() {
+    let mut p = pty();
+    let mut child = spawn_on(&p, &["uart-echo"]);
+    p.master.write_all(b"ab").unwrap();
+    wait_for_output(&p, "> AB");
+    p.master.write_all(b"\rquit\r").unwrap();
+    assert_eq!(wait(&mut child), 0);
+    wait_for_output(&p, "> QUIT");
+}
