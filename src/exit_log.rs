@@ -45,7 +45,9 @@ fn what(exit: &Exit, regs: &kvm_regs) -> String {
         Exit::MmioWrite { addr, len, value } => format!("mmio-write  {addr:#x}  {len} bytes  value {value:#x}"),
         Exit::FailEntry { reason } => format!("{}  reason {reason:#x}", exit.name()),
         Exit::InternalError { suberror } => format!("{}  suberror {suberror}", exit.name()),
-        Exit::Debug { exception, pc, dr6 } => format!("{}  exception {exception}  pc {pc:#x}  dr6 {dr6:#x}", exit.name()),
+        Exit::Debug { exception, pc, dr6 } => {
+            format!("{}  exception {exception}  pc {pc:#x}  dr6 {dr6:#x}", exit.name())
+        }
         _ => exit.name().to_string(),
     }
 }
