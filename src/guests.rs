@@ -98,8 +98,9 @@ fn load_file(path: &Path) -> Result<Guest> {
              or run a built-in guest by name (see `minikvm list`)"
         )));
     }
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| shown.to_string());
-    Ok(Guest { name, source: shown.to_string(), bytes, elf_path: None })
+    // Named by its path as given: a file `x/hello.bin` is not the built-in `hello`, and a report
+    // that said "guest `hello`" would send the student to the wrong code.
+    Ok(Guest { name: shown.to_string(), source: shown.to_string(), bytes, elf_path: None })
 }
 
 /// The built-in name closest to a mistyped one, if it is close enough to be what was meant: at

@@ -98,6 +98,21 @@ fn a_source_file_is_refused_as_text() {
     assert!(!err.contains("built-in hello"), "a file is not the built-in guest: {err}");
 }
 
+/// A guest file is named by its path in reports, never as the built-in guest of the same stem.
+#[test]
+fn a_file_guest_is_reported_by_its_path() {
+    let dir = std::env::temp_dir().join(format!("minikvm-named-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hello");
+    std::fs::write(&file, [0x0f, 0x0b]).unwrap(); // ud2: a real-mode guest that faults at once
+    let out = minikvm().arg(&file).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("guest `{}` (vCPU 0)", file.display())), "{err}");
+    assert!(!err.contains("guest `hello`"), "{err}");
+}
+
 /// `--paging` as the C project writes it (`--paging --verbose FILE`) and as `--paging FILE`.
 #[test]
 fn paging_takes_its_file_after_it_or_last() {
