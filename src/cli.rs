@@ -94,11 +94,11 @@ pub struct RunArgs {
     pub long_mode: Option<PathBuf>,
 
     /// With --paging: the entry EIP (default 0x80001000).
-    #[arg(long, value_name = "ADDR", value_parser = parse_u64, requires = "paging")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_u64)]
     pub entry: Option<u64>,
 
     /// With --paging: the guest-physical load address (default 0x1000).
-    #[arg(long, value_name = "OFFSET", value_parser = parse_u64, requires = "paging")]
+    #[arg(long, value_name = "OFFSET", value_parser = parse_u64)]
     pub load: Option<u64>,
 
     /// Wait for gdb on PORT or ADDR:PORT before the first instruction (ADDR defaults to 127.0.0.1;
