@@ -98,9 +98,15 @@ fn load_file(path: &Path) -> Result<Guest> {
              or run a built-in guest by name (see `minikvm list`)"
         )));
     }
-    // Named by its path as given: a file `x/hello.bin` is not the built-in `hello`, and a report
-    // that said "guest `hello`" would send the student to the wrong code.
-    Ok(Guest { name: shown.to_string(), source: shown.to_string(), bytes, elf_path: None })
+    // Named by its stem, unless that is a built-in's name: a file `x/hello.bin` is not the
+    // built-in `hello`, and a report that said "guest `hello`" would send the student to the
+    // wrong code. Then the path as given names it.
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let name = match stem {
+        Some(stem) if builtin(&stem).is_none() => stem,
+        _ => shown.to_string(),
+    };
+    Ok(Guest { name, source: shown.to_string(), bytes, elf_path: None })
 }
 
 /// The built-in name closest to a mistyped one, if it is close enough to be what was meant: at

@@ -98,7 +98,8 @@ fn a_source_file_is_refused_as_text() {
     assert!(!err.contains("built-in hello"), "a file is not the built-in guest: {err}");
 }
 
-/// A guest file is named by its path in reports, never as the built-in guest of the same stem.
+/// A guest file whose stem is a built-in's name is named by its path in reports, never as the
+/// built-in guest.
 #[test]
 fn a_file_guest_is_reported_by_its_path() {
     let dir = std::env::temp_dir().join(format!("minikvm-named-{}", std::process::id()));
