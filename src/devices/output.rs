@@ -206,22 +206,25 @@ fn labels(names: &[String]) -> Vec<String> {
     names.iter().enumerate().map(|(i, n)| if twice(n) { format!("{n}#{i}") } else { n.clone() }).collect()
 }
 
+/// A sink for the devices' unit tests: every byte written, readable while the writer lives on.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Shared(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn text(buf: &Shared) -> String {
         String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()

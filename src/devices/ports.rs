@@ -78,20 +78,8 @@ mod tests {
     use super::*;
     use crate::devices::bus::FakeCpu;
     use crate::devices::console::lock;
-    use std::io::Write;
-    use std::sync::Mutex;
 
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            lock(&self.0).extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::devices::output::Shared;
 
     fn machine(input: &[u8]) -> (PortBus, Shared) {
         let out = Shared::default();
