@@ -513,8 +513,9 @@ impl Shell {
                 Command::Say(notice) => say(notice),
                 Command::Report(i) => {
                     if let (Some(Some(end)), Some(seat)) = (ctl.ends().get(*i), self.seats.get(*i)) {
-                        // A report comes now, in no vCPU's colour (the next guest byte sets its colour again).
-                        self.console.finish();
+                        // A report comes now, in no vCPU's colour (the next guest byte sets its colour
+                        // again); the other guests' unfinished lines stay pending, as they run on.
+                        self.console.colour_off();
                         report_end(*i, &seat.name, end, self.paging);
                     }
                 }

@@ -259,6 +259,11 @@ impl Console {
         lock(&self.output).finish();
     }
 
+    /// Raw output's colour is reset, before a report on stderr; nothing else is flushed.
+    pub fn colour_off(&self) {
+        lock(&self.output).colour_off();
+    }
+
     /// Seconds since the guest last printed anything.
     pub fn quiet_for(&self) -> f64 {
         lock(&self.output).last_output.elapsed().as_secs_f64()

@@ -182,6 +182,12 @@ impl Output {
         if let Some(lines) = self.lines.as_mut() {
             lines.live = false; // the live view's thread stops
         }
+        self.colour_off();
+    }
+
+    /// Raw output's colour is reset (before a report on stderr); the other guests' unfinished
+    /// lines stay pending, as they run on.
+    pub fn colour_off(&mut self) {
         if self.color && self.current.is_some() {
             let _ = self.sink.write_all(COLOR_RESET.as_bytes());
             self.current = None;
@@ -274,6 +280,18 @@ mod tests {
         let got = text(&buf);
         let lens: Vec<_> = got.lines().map(|l| l.len() - "a ~ ".len()).collect();
         assert_eq!(lens, [MAX_LINE, MAX_LINE, 5]);
+    }
+
+    #[test]
+    fn a_report_leaves_the_other_guests_partial_lines_whole() {
+        let (mut out, buf) = lines_output(&["spin", "fault"], false);
+        out.put(0, b's');
+        out.end_of(1); // the faulting guest ended with nothing pending
+        out.colour_off(); // its report comes
+        for &b in b"pinning\n" {
+            out.put(0, b);
+        }
+        assert_eq!(text(&buf), "spin  | spinning\n");
     }
 
     #[test]
