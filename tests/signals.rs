@@ -75,6 +75,15 @@ fn cpu_ns(pid: u32) -> Option<u64> {
 /// dynamic linker, 1–5 ms here — no program can protect itself; see README, "Containment".)
 #[test]
 fn signals_in_the_first_milliseconds_stop_with_status_6() {
+    if common::in_nested_lane() {
+        // There the child's CPU time includes the emulator's page-fault work before main's first
+        // lines (1.9 ms of it once, under shadow paging), so this clock does not measure main.
+        common::skip(
+            "signals_in_the_first_milliseconds_stop_with_status_6",
+            "the nested lane's CPU clock counts emulated page faults before main; the host lane runs it",
+        );
+        return;
+    }
     let signals = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGALRM];
     let mut rng = fastrand::Rng::with_seed(0x5167);
     let mut killed = Vec::new();
