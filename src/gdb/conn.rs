@@ -30,6 +30,13 @@ pub const MAX_PACKET: usize = 16384;
 /// How long a reply may wait for the client to take it before the session is given up.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The kernel's send buffer for a client, in bytes (Linux doubles it for its own bookkeeping).
+/// Bounded instead of autotuned (up to 4 MiB): a client that stops reading holds at most this
+/// much of the host's memory, and its replies back up — and time out — after a few packets even
+/// when the stub answers slowly (under a software CPU, 8 KiB replies every 15 ms would take
+/// minutes to fill 4 MiB). Two of the largest replies fit, so a reading client never waits on it.
+const SEND_BUFFER: usize = 64 * 1024;
+
 /// How often a blocked reply looks whether the run is being stopped.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
@@ -214,6 +221,7 @@ impl Connection for GdbConn {
     }
 
     fn on_session_start(&mut self) -> Result<(), Self::Error> {
+        nix::sys::socket::setsockopt(&self.stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER)?;
         self.stream.set_nodelay(true)
     }
 }
