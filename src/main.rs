@@ -6,7 +6,6 @@
 use clap::Parser;
 use minikvm::cli::{Cli, Command};
 use minikvm::error::ExitStatus;
-use minikvm::stdio::StderrLog;
 use minikvm::{controller, doctor, guests, kvm, lab, os1k_flavour, stderrln, stdout, vmm};
 use std::process::exit;
 
@@ -24,7 +23,8 @@ fn main() {
         2 => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     };
-    StderrLog::init(level, if cli.run.verbose < 3 { &["gdbstub"] } else { &[] });
+    // gdbstub reports every packet it does not know at info level: noise below -vvv.
+    minikvm::stdio::init_log(level, if cli.run.verbose < 3 { &["gdbstub"] } else { &[] });
 
     if cli.command.is_some() {
         controller::unblock_stop_signals(&stop_signals);

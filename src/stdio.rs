@@ -4,7 +4,7 @@
 //! `minikvm list | head -1`), a full disk or `/dev/full` (ENOSPC), a closed descriptor (EBADF).
 //! minikvm's messages go through the macros below instead, which drop a failed write: when the
 //! stream we report on is gone there is nowhere left to report that, and the exit status still
-//! says how the run ended. The log (`-v`) goes through the same path ([`StderrLog`]).
+//! says how the run ended. The log (`-v`) goes through the same path ([`init_log`]).
 //!
 //! ```
 //! minikvm::stderrln!("minikvm: {} guests", 2);
@@ -58,37 +58,47 @@ macro_rules! stderrln {
     ($($arg:tt)*) => { $crate::stdio::to_stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-/// The `log` sink: `[LEVEL] message` lines on stderr, through [`to_stderr`], so logging can never
-/// panic either.
-pub struct StderrLog {
-    level: log::LevelFilter,
-    /// Targets (crates) whose records are dropped: gdbstub reports every packet it does not know
-    /// at info level, which is noise below `-vvv`.
-    quiet: &'static [&'static str],
+/// The log (`-v`): simplelog's `WriteLogger` formats each record as `[LEVEL] message` (no time,
+/// thread or target: a student reads these lines next to the guest's output) into [`LogLines`],
+/// which writes whole lines through [`to_stderr`], so logging can never panic either.
+pub fn init_log(level: log::LevelFilter, quiet: &[&'static str]) {
+    let mut config = simplelog::ConfigBuilder::new();
+    config
+        .set_time_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .set_target_level(log::LevelFilter::Off)
+        .set_location_level(log::LevelFilter::Off);
+    for target in quiet {
+        config.add_filter_ignore_str(target);
+    }
+    // An error means a logger is already installed (a second call): it stays.
+    let _ = simplelog::WriteLogger::init(level, config.build(), LogLines::default());
 }
 
-impl StderrLog {
-    /// Installs the sink for the whole process (once; later calls change nothing).
-    pub fn init(level: log::LevelFilter, quiet: &'static [&'static str]) {
-        if log::set_logger(Box::leak(Box::new(StderrLog { level, quiet }))).is_ok() {
-            log::set_max_level(level);
-        }
-    }
+/// simplelog writes a record in several pieces; this collects them and writes each finished line
+/// to stderr at once (one `write(2)`, so lines from several threads never mix), starting with what
+/// [`break_in_on_guest_output`] says it needs.
+#[derive(Default)]
+pub struct LogLines {
+    line: Vec<u8>,
 }
 
-impl log::Log for StderrLog {
-    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
-        meta.level() <= self.level && !self.quiet.iter().any(|q| meta.target().starts_with(q))
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let lead = break_in_on_guest_output();
-            to_stderr(format_args!("{lead}[{}] {}\n", record.level(), record.args()));
+impl Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for piece in buf.split_inclusive(|&b| b == b'\n') {
+            self.line.extend_from_slice(piece);
+            if piece.ends_with(b"\n") {
+                let lead = break_in_on_guest_output();
+                to_stderr(format_args!("{lead}{}", String::from_utf8_lossy(&self.line)));
+                self.line.clear();
+            }
         }
+        Ok(buf.len())
     }
 
-    fn flush(&self) {}
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 // ----- log lines between guest output -----------------------------------------------------------
@@ -151,17 +161,14 @@ fn break_in_on_guest_output() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use log::Log;
-
-    fn meta(level: log::Level, target: &str) -> log::Metadata<'_> {
-        log::Metadata::builder().level(level).target(target).build()
-    }
 
     #[test]
-    fn the_log_keeps_its_level_and_drops_quiet_targets() {
-        let log = StderrLog { level: log::LevelFilter::Info, quiet: &["gdbstub"] };
-        assert!(log.enabled(&meta(log::Level::Info, "minikvm::vmm")));
-        assert!(!log.enabled(&meta(log::Level::Debug, "minikvm::vmm")), "below the level");
-        assert!(!log.enabled(&meta(log::Level::Warn, "gdbstub::protocol")), "a quiet target");
+    fn log_pieces_become_whole_lines() {
+        let mut lines = LogLines::default();
+        lines.write_all(b"[DEBUG] ").unwrap();
+        lines.write_all(b"half").unwrap();
+        assert_eq!(lines.line, b"[DEBUG] half", "nothing written before the newline");
+        lines.write_all(b" done\n[INFO] next").unwrap();
+        assert_eq!(lines.line, b"[INFO] next", "the finished line went out, the next one waits");
     }
 }
