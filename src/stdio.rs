@@ -77,7 +77,7 @@ pub fn init_log(level: log::LevelFilter, quiet: &[&'static str]) {
 
 /// simplelog writes a record in several pieces; this collects them and writes each finished line
 /// to stderr at once (one `write(2)`, so lines from several threads never mix), starting with what
-/// [`break_in_on_guest_output`] says it needs.
+/// `break_in_on_guest_output` says it needs.
 #[derive(Default)]
 pub struct LogLines {
     line: Vec<u8>,
