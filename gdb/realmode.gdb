@@ -18,6 +18,8 @@
 #   sync-arch         decode as i8086 in real mode, as i386 in protected mode, and in 64-bit
 #                     code have gdb re-read minikvm's target description: x86-64 registers
 #                     (rax..r15, rip) and 64-bit decoding, in the same session
+#   layout asm        (and layout split) gdb's TUI with a disassembly window that decodes as the
+#                     vCPU runs and shows code at address 0 (the window `minikvm-asm`, below)
 # and a stop hook that runs sync-arch and shows cs-ip and the next instruction at every stop.
 # So one gdb session follows a guest from its first 16-bit instruction through protected mode
 # into long mode (gdb/README.md, "One session across every mode switch").
@@ -135,4 +137,61 @@ The stop hook runs this at every stop."""
 
 
 SyncArch()
+
+
+class AsmWindow:
+    """A TUI window of the instructions from $pc on, decoded by the selected frame's architecture.
+
+gdb's own `asm` window has two faults with minikvm's real-mode guests. It decodes where it has
+symbols by the symbol file's architecture, which the ELF header fixes at i386 (there is no ELF
+machine for 16-bit code), not by the target's i8086; and it shows nothing at all where the window
+would start at address 0 (gdb takes address 0 for "no address"), which is where every real-mode
+guest's code starts. This window asks the frame for its architecture at each stop (i8086, i386 or
+x86-64 as sync-arch set it) and disassembles forward from an address it keeps, 0 included."""
+
+    def __init__(self, tui):
+        self.tui = tui
+        self.start = None  # the first address shown
+        self.shown = []  # the addresses shown, in order
+        self.tui.title = "minikvm-asm"
+        gdb.events.before_prompt.connect(self.render)
+
+    def close(self):
+        gdb.events.before_prompt.disconnect(self.render)
+
+    def vscroll(self, num):
+        """Scroll forward (num > 0) by instructions; back only as far as the first address shown."""
+        if self.shown:
+            self.start = self.shown[max(0, min(num, len(self.shown) - 1))]
+            self.render()
+
+    def render(self):
+        if not self.tui.is_valid():
+            return
+        try:
+            frame = gdb.selected_frame()
+            pc, arch = frame.pc(), frame.architecture()
+        except gdb.error:
+            self.tui.write("(no registers: the guest has ended, or gdb is not connected)", True)
+            return
+        if self.start is None or pc not in self.shown:
+            self.start = pc
+        insns = arch.disassemble(self.start, count=max(1, self.tui.height))
+        self.shown = [i["addr"] for i in insns]
+        self.tui.title = "minikvm-asm (%s)" % arch.name()
+        lines = [self.line(i, pc) for i in insns]
+        self.tui.write("\n".join(l[: self.tui.width] for l in lines), True)
+
+    @staticmethod
+    def line(insn, pc):
+        marker = "=> " if insn["addr"] == pc else "   "
+        where = gdb.format_address(insn["addr"]) if hasattr(gdb, "format_address") else hex(insn["addr"])
+        return "%s%-28s %s" % (marker, where, insn["asm"])
+
+
+if hasattr(gdb, "register_window_type"):
+    gdb.register_window_type("minikvm-asm", AsmWindow)
+    # Redefining a layout replaces gdb's: `layout asm` and `layout split` use the window above.
+    gdb.execute("tui new-layout asm minikvm-asm 1 status 0 cmd 1")
+    gdb.execute("tui new-layout split src 1 minikvm-asm 1 status 0 cmd 1")
 end

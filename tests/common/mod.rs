@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fuzz;
+pub mod gdb_session;
 pub mod kernel_elf;
 pub mod pty;
 pub mod remote;
