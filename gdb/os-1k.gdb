@@ -21,6 +21,27 @@ set pagination off
 set sysroot
 python
 import os
+
+
+class Alive(gdb.Function):
+    """$minikvm_alive(): 1 while the kernel has registers; else 0, after a line saying why.
+
+After the kernel has powered off there are no registers: cr, pt and where-boot check first, so
+that a script that runs on past the end says so instead of stopping with an error."""
+
+    def __init__(self):
+        super().__init__("minikvm_alive")
+
+    def invoke(self):
+        try:
+            gdb.selected_frame()
+            return 1
+        except gdb.error:
+            print("(no registers: the kernel has ended, or gdb is not connected)")
+            return 0
+
+
+Alive()
 gdb.execute("target remote :" + os.environ.get("MINIKVM_GDB_PORT", "1234"))
 end
 
@@ -33,8 +54,10 @@ Example: boot-break enable_paging, then stepi over `mov %eax,%cr0` and look at `
 end
 
 define cr
-  printf "cr0 0x%08x  PE=%d PG=%d WP=%d\n", $cr0, $cr0 & 1, ($cr0 >> 31) & 1, ($cr0 >> 16) & 1
-  printf "cr2 0x%08x  cr3 0x%08x  cr4 0x%08x\n", $cr2, $cr3, $cr4
+  if $minikvm_alive()
+    printf "cr0 0x%08x  PE=%d PG=%d WP=%d\n", $cr0, $cr0 & 1, ($cr0 >> 31) & 1, ($cr0 >> 16) & 1
+    printf "cr2 0x%08x  cr3 0x%08x  cr4 0x%08x\n", $cr2, $cr3, $cr4
+  end
 end
 document cr
 Show the control registers, with CR0's protection (PE) and paging (PG) bits.
@@ -43,17 +66,21 @@ end
 define pt
   # gdb does not evaluate monitor arguments (`monitor pt $pc` would send the text "$pc"):
   # evaluate here and pass the number.
-  eval "monitor pt %#lx", (unsigned long) ($arg0)
+  if $minikvm_alive()
+    eval "monitor pt %#lx", (unsigned long) ($arg0)
+  end
 end
 document pt
 pt ADDR: every level of the guest's page walk for ADDR, and KVM's own translation.
 end
 
 define where-boot
-  if $pc < 0xc0000000
-    info symbol $pc + 0xc0000000
-  else
-    info symbol $pc
+  if $minikvm_alive()
+    if $pc < 0xc0000000
+      info symbol $pc + 0xc0000000
+    else
+      info symbol $pc
+    end
   end
 end
 document where-boot

@@ -29,18 +29,20 @@
 set $minikvm_bits = 0
 
 define cs-ip
-  if $minikvm_bits == 64
-    printf "CS:RIP %04x:%016lx  linear %#lx (long mode: CS base ignored)\n", $cs, $rip, $rip
-  else
-  if ($efer & 0x400)
-    printf "CS:EIP %04x:%08x  linear %#x (compatibility mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
-  else
-  if ($cr0 & 1)
-    printf "CS:EIP %04x:%08x  linear %#x (protected mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
-  else
-    printf "CS:IP %04x:%04x  linear %#x\n", $cs, (unsigned) $eip & 0xffff, $cs_base + (unsigned) $eip
-  end
-  end
+  if $minikvm_alive()
+    if $minikvm_bits == 64
+      printf "CS:RIP %04x:%016lx  linear %#lx (long mode: CS base ignored)\n", $cs, $rip, $rip
+    else
+    if ($efer & 0x400)
+      printf "CS:EIP %04x:%08x  linear %#x (compatibility mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
+    else
+    if ($cr0 & 1)
+      printf "CS:EIP %04x:%08x  linear %#x (protected mode)\n", $cs, (unsigned) $eip, $cs_base + (unsigned) $eip
+    else
+      printf "CS:IP %04x:%04x  linear %#x\n", $cs, (unsigned) $eip & 0xffff, $cs_base + (unsigned) $eip
+    end
+    end
+    end
   end
 end
 document cs-ip
@@ -48,14 +50,18 @@ Show CS:IP (CS:EIP in protected mode) and the linear address of the next instruc
 end
 
 define linear
-  printf "gdb address %#x = linear %#x (CS base %#x)\n", $arg0, $cs_base + $arg0, $cs_base
+  if $minikvm_alive()
+    printf "gdb address %#x = linear %#x (CS base %#x)\n", $arg0, $cs_base + $arg0, $cs_base
+  end
 end
 document linear
 linear ADDR: the linear address the guest reaches at gdb address ADDR (CS base + ADDR).
 end
 
 define xlinear
-  x/16xb ($arg0) - $cs_base
+  if $minikvm_alive()
+    x/16xb ($arg0) - $cs_base
+  end
 end
 document xlinear
 xlinear LINEAR: examine 16 bytes at a linear address (gdb addresses are CS base + offset).
@@ -70,6 +76,33 @@ define hook-stop
 end
 
 python
+def have_registers():
+    """True while the guest has registers; otherwise says why in one line.
+
+Once the guest has ended (or before `target remote`) there are no registers: the commands here
+check first, so that a script that runs on past the guest's end says so instead of stopping
+with an error (or a Python exception)."""
+    try:
+        gdb.selected_frame()
+        return True
+    except gdb.error:
+        print("(no registers: the guest has ended, or gdb is not connected)")
+        return False
+
+
+class Alive(gdb.Function):
+    """$minikvm_alive(): 1 while the guest has registers; else 0, after a line saying why."""
+
+    def __init__(self):
+        super().__init__("minikvm_alive")
+
+    def invoke(self):
+        return int(have_registers())
+
+
+Alive()
+
+
 class StepOver(gdb.Command):
     """Run to the instruction after the one at $pc, with a temporary breakpoint.
 
@@ -80,6 +113,8 @@ stepi follows an `int` or a `call` into the handler; stepover runs it and stops 
         super().__init__("stepover", gdb.COMMAND_RUNNING)
 
     def invoke(self, arg, from_tty):
+        if not have_registers():
+            return
         frame = gdb.selected_frame()
         insns = frame.architecture().disassemble(frame.pc(), count=2)
         gdb.execute("tbreak *%#x" % insns[1]["addr"], to_string=True)

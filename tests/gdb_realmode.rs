@@ -152,3 +152,60 @@ fn layout_asm_shows_16_bit_code_from_the_first_instruction() {
     tui.type_line("kill");
     assert_eq!(vm.finish().0, STOPPED);
 }
+
+/// No Python exception, no gdb error: the transcript of a session that ran on past the end.
+fn assert_clean(status: i32, out: &str, err: &str) {
+    for bad in ["Python Exception", "Error", "No registers.", "Traceback"] {
+        assert!(!out.contains(bad) && !err.contains(bad), "{bad:?} in:\n{out}\n{err}");
+    }
+    assert_eq!(status, OK, "gdb's batch ended with an error:\n{out}\n{err}");
+}
+
+/// Issue 10: realmode.gdb's commands and its stop hook once the guest has ended. Before, the stop
+/// hook's `cs-ip` said "No registers." and `stepover` raised a Python exception ("No frame is
+/// currently selected"); a batch script ended with status 1 there.
+#[test]
+fn realmode_gdb_survives_the_guests_end() {
+    if skip("realmode.gdb after the guest's end") {
+        return;
+    }
+    let vm = Vm::start(&["hello"]);
+    let source = format!("source {}", script("realmode.gdb"));
+    let symbols = format!("symbol-file {}", guest_elf("hello.elf"));
+    let after_the_end = ["cs-ip", "linear 0x10", "xlinear 0x10", "stepover", "sync-arch"];
+    let mut commands = vec![symbols.as_str(), "hbreak done", "continue", "delete", "continue"];
+    commands.extend(after_the_end);
+    let (status, out, err) = run_client(gdb_batch(&vm, &[&source], &commands));
+    let end = out.find("[Inferior 1 (process 1) exited normally]").unwrap_or_else(|| panic!("no end: {out}"));
+    assert!(out[..end].contains("CS:IP 0000:0012  linear 0x12"), "the stop hook ran at `done`:\n{out}");
+    let said = out[end..].matches("(no registers: the guest has ended, or gdb is not connected)").count();
+    assert_eq!(said, 4, "cs-ip, linear, xlinear and stepover each say why:\n{out}");
+    assert_clean(status, &out, &err);
+    let (code, guest, _) = vm.finish();
+    assert_eq!((code, guest.as_str()), (OK, "Hello, KVM!\n"));
+}
+
+/// The same for gdb/os-1k.gdb: the 1K OS powers off (`0` typed at its menu), then `cr`, `pt $pc`
+/// and `where-boot` say why they show nothing.
+#[test]
+fn os_1k_gdb_survives_the_kernels_power_off() {
+    let test = "os-1k.gdb after the kernel's power-off";
+    if skip(test) || common::skip_unless("paging", test) {
+        return;
+    }
+    let vm = Vm::start_fed(&["os-1k32"], Some(b"0\n"));
+    let mut gdb = Command::new("gdb");
+    gdb.args(["-nx", "-batch", "-ex", "set confirm off", "-x", &script("os-1k.gdb")]);
+    for cmd in ["cr", "continue", "cr", "pt $pc", "where-boot"] {
+        gdb.args(["-ex", cmd]);
+    }
+    gdb.env("MINIKVM_GDB_PORT", vm.port.to_string());
+    let (status, out, err) = run_client(gdb);
+    let main = out.find("Breakpoint 1, kernel_main (").unwrap_or_else(|| panic!("no kernel_main: {out}"));
+    let end = out.find("[Inferior 1 (process 1) exited normally]").unwrap_or_else(|| panic!("no end: {out}"));
+    assert!(out[main..end].contains("PE=1 PG=1"), "{out}");
+    let said = out[end..].matches("(no registers: the kernel has ended, or gdb is not connected)").count();
+    assert_eq!(said, 3, "{out}");
+    assert_clean(status, &out, &err);
+    assert_eq!(vm.finish().0, OK);
+}

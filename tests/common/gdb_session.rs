@@ -5,7 +5,7 @@
 //! Every wait is for an event (a line, a process ending); the limits only keep a bug from hanging
 //! the test run.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -55,14 +55,22 @@ pub struct Vm {
 impl Vm {
     /// Starts `minikvm --gdb 0 ARGS…` and waits for the line that names its port.
     pub fn start(args: &[&str]) -> Vm {
+        Vm::start_fed(args, None)
+    }
+
+    /// The same, with `input` on the guest's console (a pipe that then ends), or none at all.
+    pub fn start_fed(args: &[&str], input: Option<&[u8]>) -> Vm {
         let mut child = super::minikvm_std()
             .args(["--gdb", "0"])
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start minikvm");
+        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(bytes).expect("the guest's console");
+        }
         let stdout = Drained::spawn(child.stdout.take().unwrap());
         let stderr = Arc::new(Mutex::new(String::new()));
         let stderr_reader = collect_lines(child.stderr.take().unwrap(), stderr.clone());
