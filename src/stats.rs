@@ -17,6 +17,9 @@ pub struct VcpuStats {
     pub guest: Duration,
     /// Wall time of the vCPU thread's run loop.
     pub wall: Duration,
+    /// Part of `wall` the vCPU sat stopped for a debugger (at the gdb prompt): neither the
+    /// guest's time nor minikvm's, so the table counts it apart.
+    pub at_prompt: Duration,
 }
 
 impl Default for VcpuStats {
@@ -27,6 +30,7 @@ impl Default for VcpuStats {
             ports: Vec::new(),
             guest: Duration::ZERO,
             wall: Duration::ZERO,
+            at_prompt: Duration::ZERO,
         }
     }
 }
@@ -62,17 +66,8 @@ fn hypercall_name(nr: u8) -> &'static str {
 pub fn table(vcpus: &[(usize, String, VcpuStats)]) -> String {
     let mut s = String::from("\n=== minikvm statistics ===\n");
     for (id, name, st) in vcpus {
-        let wall = st.wall.as_secs_f64();
-        let guest = st.guest.as_secs_f64().min(wall);
-        let pct = if wall > 0.0 { 100.0 * guest / wall } else { 0.0 };
         let _ = writeln!(s, "vCPU {id} ({name}): {} exits", st.total_exits());
-        let _ = writeln!(
-            s,
-            "  time: {:.3} ms total, {:.3} ms in the guest (KVM_RUN, {pct:.1}%), {:.3} ms in minikvm",
-            wall * 1e3,
-            guest * 1e3,
-            (wall - guest) * 1e3
-        );
+        s += &time_line(st);
         let _ = writeln!(s, "  exits by reason:");
         let mut reasons: Vec<(&str, u64)> = EXIT_NAMES.iter().copied().zip(st.exits).filter(|(_, n)| *n > 0).collect();
         reasons.sort();
@@ -98,6 +93,26 @@ pub fn table(vcpus: &[(usize, String, VcpuStats)]) -> String {
     s
 }
 
+/// Where a vCPU's time went: in the guest, in minikvm, and (under gdb) stopped at the prompt,
+/// which is neither: the percentage is of the time the vCPU was not stopped.
+fn time_line(st: &VcpuStats) -> String {
+    let wall = st.wall.as_secs_f64();
+    let prompt = st.at_prompt.as_secs_f64().min(wall);
+    let running = wall - prompt;
+    let guest = st.guest.as_secs_f64().min(running);
+    let pct = if running > 0.0 { 100.0 * guest / running } else { 0.0 };
+    let mut line = format!(
+        "  time: {:.3} ms total, {:.3} ms in the guest (KVM_RUN, {pct:.1}%), {:.3} ms in minikvm",
+        wall * 1e3,
+        guest * 1e3,
+        (running - guest) * 1e3
+    );
+    if st.at_prompt > Duration::ZERO {
+        let _ = write!(line, ", {:.3} ms stopped at the gdb prompt", prompt * 1e3);
+    }
+    line + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +132,19 @@ mod tests {
         assert!(t.contains("vCPU 0 (hello): 4 exits"));
         assert!(t.contains("0x01 PUTCHAR"));
         assert!(t.contains("0x03fd in"));
+    }
+
+    #[test]
+    fn time_at_the_gdb_prompt_is_neither_the_guests_nor_minikvms() {
+        let ms = Duration::from_millis;
+        let st = VcpuStats { wall: ms(1000), guest: ms(100), at_prompt: ms(800), ..VcpuStats::default() };
+        let line = time_line(&st);
+        assert_eq!(
+            line,
+            "  time: 1000.000 ms total, 100.000 ms in the guest (KVM_RUN, 50.0%), 100.000 ms in minikvm, \
+             800.000 ms stopped at the gdb prompt\n"
+        );
+        let plain = time_line(&VcpuStats { at_prompt: Duration::ZERO, ..st });
+        assert!(plain.ends_with("900.000 ms in minikvm\n"), "no gdb, no prompt column: {plain}");
     }
 }

@@ -190,7 +190,27 @@ fn idt(dbg: &mut Debugger, id: usize) -> Result<String, String> {
     let s = dbg.state(id)?;
     let format = IdtFormat::for_mode(cpu_mode(&s));
     let bytes = table_bytes(dbg, id, s.sregs.idt.base, s.sregs.idt.limit)?;
-    Ok(format!("IDTR base {:#x} limit {:#x}\n{}", s.sregs.idt.base, s.sregs.idt.limit, format_idt(&bytes, format)))
+    let mut out =
+        format!("IDTR base {:#x} limit {:#x}\n{}", s.sregs.idt.base, s.sregs.idt.limit, format_idt(&bytes, format));
+    if format == IdtFormat::RealModeIvt {
+        out += &ivt_note(dbg, s.sregs.idt.base);
+    }
+    Ok(out)
+}
+
+/// What a real-mode IVT holds here. The CPU reads it at linear 0 (after reset), and that is where
+/// minikvm loads vCPU 0's flat guest: until a guest stores handlers there, its "vectors" are its
+/// own code read as segment:offset pairs, which is worth saying next to the table.
+fn ivt_note(dbg: &Debugger, base: u64) -> String {
+    let window = crate::boot::realmode::WINDOW as u64;
+    let owner = usize::try_from(base / window).unwrap_or(usize::MAX);
+    match dbg.vcpu_name(owner) {
+        Some(name) => format!(
+            "  note: linear {base:#x} is in vCPU {owner}'s window, where minikvm loaded `{name}`: unless that \
+             guest stored handlers there, these vectors are its code and data read as segment:offset\n"
+        ),
+        None => String::new(),
+    }
 }
 
 fn pt(dbg: &mut Debugger, id: usize, addr: u64) -> Result<String, String> {

@@ -586,8 +586,15 @@ impl Vcpu {
     /// Paused: serves the debugger's requests until it says how to go on (Ok), or until the run
     /// ends here (Err: stopped, detached with a fault pending, or detached and run to the end).
     fn paused(&mut self, link: &DebugLink, fault: &mut Option<VcpuEnd>) -> std::result::Result<ResumeWith, VcpuEnd> {
+        // The time until the debugger says how to go on is spent at its prompt (`--stats`).
+        let since = Instant::now();
         loop {
-            match link.requests.recv() {
+            let request = link.requests.recv();
+            let going_on = matches!(request, Ok(DebugRequest::Resume(_) | DebugRequest::Stop | DebugRequest::Detach));
+            if going_on || request.is_err() {
+                lock(&self.stats).at_prompt += since.elapsed();
+            }
+            match request {
                 Ok(DebugRequest::Resume(r)) => return Ok(r),
                 Ok(DebugRequest::Stop) => return Err(fault.take().unwrap_or(VcpuEnd::Stopped)),
                 Ok(DebugRequest::Detach) | Err(_) => {
