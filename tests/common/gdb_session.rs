@@ -47,9 +47,19 @@ impl Drained {
 pub struct Vm {
     pub child: Child,
     pub port: u16,
-    stdout: Drained,
+    stdout: Option<Drained>,
     stderr: Arc<Mutex<String>>,
-    stderr_reader: JoinHandle<()>,
+    stderr_reader: Option<JoinHandle<()>>,
+}
+
+/// A test that fails half-way leaves no minikvm behind.
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_ok_and(|s| s.is_none()) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Vm {
@@ -71,9 +81,9 @@ impl Vm {
         if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin.write_all(bytes).expect("the guest's console");
         }
-        let stdout = Drained::spawn(child.stdout.take().unwrap());
+        let stdout = Some(Drained::spawn(child.stdout.take().unwrap()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let stderr_reader = collect_lines(child.stderr.take().unwrap(), stderr.clone());
+        let stderr_reader = Some(collect_lines(child.stderr.take().unwrap(), stderr.clone()));
         let port = wait_for_port(&stderr, &mut child);
         Vm { child, port, stdout, stderr, stderr_reader }
     }
@@ -81,9 +91,11 @@ impl Vm {
     /// Waits for minikvm to end: (exit status, stdout, stderr).
     pub fn finish(mut self) -> (i32, String, String) {
         let status = wait(&mut self.child, "minikvm");
-        let _ = self.stderr_reader.join();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
         let err = self.stderr.lock().unwrap().clone();
-        (status, self.stdout.text(), err)
+        (status, self.stdout.take().map(Drained::text).unwrap_or_default(), err)
     }
 }
 
@@ -103,10 +115,15 @@ fn wait_for_port(stderr: &Mutex<String>, child: &mut Child) -> u16 {
     loop {
         let text = stderr.lock().unwrap().clone();
         if let Some(rest) = text.split(marker).nth(1).filter(|r| r.contains(')')) {
-            return rest.split(')').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port: {text}"));
+            if let Some(port) = rest.split(')').next().and_then(|p| p.parse().ok()) {
+                return port;
+            }
         }
         let ended = child.try_wait().unwrap();
-        assert!(ended.is_none() && start.elapsed() < LIMIT, "minikvm named no port ({ended:?}): {text}");
+        if ended.is_some() || start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("minikvm named no port ({ended:?}): {text}");
+        }
         thread::sleep(Duration::from_millis(10));
     }
 }
