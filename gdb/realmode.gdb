@@ -2,7 +2,7 @@
 #
 #   minikvm --gdb 1234 counter                          (one terminal)
 #   gdb -x gdb/realmode.gdb -ex 'target remote :1234' \
-#       -ex 'symbol-file target/debug/guests/counter.elf'  (another)
+#       -ex 'symbol-file target/release/guests/counter.elf'  (another)
 #
 # minikvm's address convention: a gdb address is an offset in the vCPU's current code segment,
 # linear = $cs_base + address, and $pc is IP. So `x/i $pc`, `break print_digit` and

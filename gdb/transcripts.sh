@@ -5,7 +5,8 @@
 # one and gdb's warning about the missing executable is left out. The docs' transcripts are pasted
 # from its output, so that they show what minikvm does, not what someone remembered.
 #
-#   gdb/transcripts.sh              every session (cargo build first; MINIKVM=path picks the binary)
+#   gdb/transcripts.sh              every session (cargo build --release first; MINIKVM=path picks
+#                                   another binary)
 #   gdb/transcripts.sh counter      the sessions whose name contains `counter`
 #
 # A session that needs what this host's KVM lacks (32-bit paging for the 1K OS) or a client that is
@@ -13,7 +14,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-minikvm=${MINIKVM:-$root/target/debug/minikvm}
+# The release build, as the README's quick start makes it (else the debug build).
+minikvm=${MINIKVM:-$root/target/release/minikvm}
+[[ -x $minikvm ]] || minikvm=$root/target/debug/minikvm
 filter=${1:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -73,7 +76,8 @@ gdb_session() {
   echo
 }
 
-elf() { echo "target/debug/guests/$1.elf"; }
+# A guest's ELF, next to the binary (relative to the tree when it is in it).
+elf() { echo "$(dirname "$minikvm")/guests/$1.elf" | sed "s|^$root/||"; }
 
 gdb_session counter counter -- "symbol-file $(elf counter)" 'x/3i $pc' stepi 'info registers eip eax' \
   'info registers cr0 cs cs_base' 'watch *(unsigned char *)&digit' continue delete 'hbreak uart_putc' \
