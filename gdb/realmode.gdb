@@ -209,8 +209,12 @@ x86-64 as sync-arch set it) and disassembles forward from an address it keeps, 0
         except gdb.error:
             self.tui.write("(no registers: the guest has ended, or gdb is not connected)", True)
             return
-        if self.start is None or pc not in self.shown:
-            self.start = pc
+        # Keep the window still while the pc moves inside it; near its end or outside it, start
+        # again three instructions above the pc when they are known (x86 cannot be decoded
+        # backwards), else at the pc.
+        if self.start is None or pc not in self.shown[: max(1, len(self.shown) - 3)]:
+            at = self.shown.index(pc) if pc in self.shown else None
+            self.start = pc if at is None else self.shown[max(0, at - 3)]
         insns = arch.disassemble(self.start, count=max(1, self.tui.height))
         self.shown = [i["addr"] for i in insns]
         self.tui.title = "minikvm-asm (%s)" % arch.name()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::gdb_session::{guest_elf, run_client, Vm};
+use common::gdb_session::{guest_file, run_client, Vm};
 use std::io::Write;
 use std::process::Command;
 
@@ -21,7 +21,7 @@ fn mi_connects_breaks_reads_a_register_and_continues_to_the_end() {
     let commands = [
         "-gdb-set confirm off".to_string(),
         format!("-target-select remote :{}", vm.port),
-        format!("-file-symbol-file {}", guest_elf("hello.elf")),
+        format!("-file-symbol-file {}", guest_file("hello.elf")),
         "-break-insert done".into(),
         "-exec-continue".into(),
         "-data-evaluate-expression $pc".into(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::gdb_session::{gdb_batch, guest_elf, run_client, Vm};
+use common::gdb_session::{gdb_batch, guest_file, run_client, Vm};
 
 const OK: i32 = 0;
 
@@ -19,7 +19,7 @@ fn monitor_idt_decodes_the_real_mode_ivt_as_segment_offset_pairs() {
     if skip("monitor idt in real mode") {
         return;
     }
-    let image = std::fs::read(guest_elf("hello.bin")).expect("hello.bin");
+    let image = std::fs::read(guest_file("hello.bin")).expect("hello.bin");
     let offset = u16::from_le_bytes([image[0], image[1]]);
     let segment = u16::from_le_bytes([image[2], image[3]]);
     let linear = u32::from(segment) * 16 + u32::from(offset);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::gdb_session::{gdb_batch, guest_elf, run_client, script, Vm, LIMIT};
+use common::gdb_session::{gdb_batch, guest_file, run_client, script, Vm, LIMIT};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ fn x_3i_pc_decodes_hello_as_16_bit_code_with_its_symbols_loaded() {
         return;
     }
     let vm = Vm::start(&["hello"]);
-    let symbols = format!("symbol-file {}", guest_elf("hello.elf"));
+    let symbols = format!("symbol-file {}", guest_file("hello.elf"));
     let (status, out, err) = run_client(gdb_batch(&vm, &[], &[&symbols, "x/3i $pc", "show architecture", "detach"]));
     assert_eq!(instructions(&out), HELLO_START, "{out}{err}");
     assert!(out.contains("=> 0x0 <_start>:\tmov    $0x500,%dx"), "{out}");
@@ -134,7 +134,7 @@ fn layout_asm_shows_16_bit_code_from_the_first_instruction() {
         "-ex".into(),
         format!("target remote :{}", vm.port),
         "-ex".into(),
-        format!("symbol-file {}", guest_elf("hello.elf")),
+        format!("symbol-file {}", guest_file("hello.elf")),
     ];
     let tui = Tmux::start(&args);
     tui.wait_for("(gdb)");
@@ -171,7 +171,7 @@ fn realmode_gdb_survives_the_guests_end() {
     }
     let vm = Vm::start(&["hello"]);
     let source = format!("source {}", script("realmode.gdb"));
-    let symbols = format!("symbol-file {}", guest_elf("hello.elf"));
+    let symbols = format!("symbol-file {}", guest_file("hello.elf"));
     let after_the_end = ["cs-ip", "linear 0x10", "xlinear 0x10", "stepover", "sync-arch"];
     let mut commands = vec![symbols.as_str(), "hbreak done", "continue", "delete", "continue"];
     commands.extend(after_the_end);

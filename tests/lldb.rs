@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::gdb_session::{guest_elf, run_client, Vm};
+use common::gdb_session::{guest_file, run_client, Vm};
 use std::process::Command;
 
 const OK: i32 = 0;
@@ -46,7 +46,7 @@ fn lldb_reads_registers_and_memory_steps_and_breaks_in_real_mode() {
     if skip("lldb on a real-mode guest") {
         return;
     }
-    let image = std::fs::read(guest_elf("hello.bin")).expect("hello.bin");
+    let image = std::fs::read(guest_file("hello.bin")).expect("hello.bin");
     let vm = Vm::start(&["hello"]);
     let commands = [
         "register read eip cs cr0",
@@ -100,7 +100,7 @@ fn lldb_reads_registers_and_memory_and_steps_on_the_1k_os() {
     if skip(test) || common::skip_unless("longmode", test) {
         return;
     }
-    let file = std::fs::read(guest_elf("kernel64.elf")).expect("kernel64.elf");
+    let file = std::fs::read(guest_file("kernel64.elf")).expect("kernel64.elf");
     let (entry, code) = elf32_entry(&file);
     let vm = Vm::start(&["os-1k64"]);
     let commands =

@@ -19,8 +19,8 @@ pub fn script(name: &str) -> String {
     format!("{}/gdb/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The ELF (with symbols) of a built-in guest, next to the minikvm under test.
-pub fn guest_elf(name: &str) -> String {
+/// A built-in guest's file (`hello.elf`, `hello.bin`, `kernel64.elf`), next to the minikvm under test.
+pub fn guest_file(name: &str) -> String {
     let exe = super::minikvm_bin();
     format!("{}/guests/{name}", exe.parent().expect("minikvm's directory").display())
 }
