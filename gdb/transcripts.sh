@@ -38,9 +38,10 @@ start() {
   exit 1
 }
 
-# tidy: this tree's path made relative, gdb's warning about the missing executable left out.
+# tidy: this tree's path made relative, gdb's warning about the missing executable left out (one
+# line, or two where gdb wraps it).
 tidy() {
-  sed -e "s|$root/||g" -e '/^warning: No executable has been specified/,/Try using the "file" command\./d'
+  sed -e "s|$root/||g" -e '/^warning: No executable has been specified/{/Try using the "file"/!N;d}'
 }
 
 # finish: waits for minikvm and shows what it printed and its exit status.
@@ -70,7 +71,7 @@ gdb_session() {
   echo "=== $name: minikvm --gdb 1234 $guests"
   # shellcheck disable=SC2086 # several guests are several words
   start $guests
-  gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' "${pre[@]}" -ex "target remote :$port" \
+  gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' -ex 'set width 0' "${pre[@]}" -ex "target remote :$port" \
     "${args[@]}" 2>&1 | tidy
   finish
   echo
