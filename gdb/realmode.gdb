@@ -188,6 +188,7 @@ x86-64 as sync-arch set it) and disassembles forward from an address it keeps, 0
         self.tui = tui
         self.start = None  # the first address shown
         self.shown = []  # the addresses shown, in order
+        self.pc = None  # the pc of the last drawing: the window follows it only when it moves
         self.tui.title = "minikvm-asm"
         gdb.events.before_prompt.connect(self.render)
 
@@ -195,10 +196,21 @@ x86-64 as sync-arch set it) and disassembles forward from an address it keeps, 0
         gdb.events.before_prompt.disconnect(self.render)
 
     def vscroll(self, num):
-        """Scroll forward (num > 0) by instructions; back only as far as the first address shown."""
+        """Scroll forward (num > 0) by instructions; back only to the first address shown."""
         if self.shown:
             self.start = self.shown[max(0, min(num, len(self.shown) - 1))]
             self.render()
+
+    def follow(self, pc):
+        """Keeps the window still while the pc moves inside it; near its end or outside it,
+        starts again three instructions above the pc when they are known (x86 code cannot be
+        decoded backwards), else at the pc. A window scrolled by hand stays until the pc moves."""
+        if pc == self.pc and self.start is not None:
+            return
+        self.pc = pc
+        if self.start is None or pc not in self.shown[: max(1, len(self.shown) - 3)]:
+            at = self.shown.index(pc) if pc in self.shown else None
+            self.start = pc if at is None else self.shown[max(0, at - 3)]
 
     def render(self):
         if not self.tui.is_valid():
@@ -206,16 +218,11 @@ x86-64 as sync-arch set it) and disassembles forward from an address it keeps, 0
         try:
             frame = gdb.selected_frame()
             pc, arch = frame.pc(), frame.architecture()
-        except gdb.error:
-            self.tui.write("(no registers: the guest has ended, or gdb is not connected)", True)
+            self.follow(pc)
+            insns = arch.disassemble(self.start, count=max(1, self.tui.height))
+        except gdb.error as e:  # no registers (the guest has ended), or memory that is not there
+            self.tui.write("(%s)" % e, True)
             return
-        # Keep the window still while the pc moves inside it; near its end or outside it, start
-        # again three instructions above the pc when they are known (x86 cannot be decoded
-        # backwards), else at the pc.
-        if self.start is None or pc not in self.shown[: max(1, len(self.shown) - 3)]:
-            at = self.shown.index(pc) if pc in self.shown else None
-            self.start = pc if at is None else self.shown[max(0, at - 3)]
-        insns = arch.disassemble(self.start, count=max(1, self.tui.height))
         self.shown = [i["addr"] for i in insns]
         self.tui.title = "minikvm-asm (%s)" % arch.name()
         lines = [self.line(i, pc) for i in insns]
