@@ -15,6 +15,7 @@
 #   linear ADDR       the linear address behind gdb address ADDR
 #   xlinear LINEAR    examine 16 bytes at a linear address (converted to a gdb address)
 #   stepover          run to the instruction after this one: steps over `int`, `call`, `rep movsb`
+#   pt ADDR           the page walk of a gdb address (monitor pt, with ADDR evaluated: pt $pc)
 #   sync-arch         decode as i8086 in real mode, as i386 in protected mode, and in 64-bit
 #                     code have gdb re-read minikvm's target description: x86-64 registers
 #                     (rax..r15, rip) and 64-bit decoding, in the same session
@@ -65,6 +66,17 @@ define xlinear
 end
 document xlinear
 xlinear LINEAR: examine 16 bytes at a linear address (gdb addresses are CS base + offset).
+end
+
+define pt
+  # gdb does not evaluate monitor arguments (`monitor pt $pc` would send the text "$pc"):
+  # evaluate here and pass the number.
+  if $minikvm_alive()
+    eval "monitor pt %#lx", (unsigned long) ($arg0)
+  end
+end
+document pt
+pt ADDR: every level of the page walk of gdb address ADDR (monitor pt), e.g. pt $pc.
 end
 
 define hook-stop

@@ -65,3 +65,25 @@ fn monitor_exits_counts_the_time_at_the_gdb_prompt_apart() {
     let (code, guest, _) = vm.finish();
     assert_eq!((code, guest.as_str()), (OK, "Hello, KVM!\n"));
 }
+
+/// Issue 10: `monitor pt $pc` was a bare usage error (gdb sends the text `$pc`); it now says why
+/// and what works, and realmode.gdb's `pt $pc` (which has gdb evaluate it) walks the pc.
+#[test]
+fn monitor_pt_with_a_gdb_expression_says_why_and_realmode_gdb_pt_evaluates_it() {
+    if skip("monitor pt $pc") {
+        return;
+    }
+    let vm = Vm::start(&["counter"]);
+    let source = format!("source {}", common::gdb_session::script("realmode.gdb"));
+    let (status, out, err) = run_client(gdb_batch(&vm, &[&source], &["stepi", "monitor pt $pc", "pt $pc", "detach"]));
+    let out = out + &err;
+    let why = "error: gdb does not evaluate monitor arguments: minikvm received the text `$pc`; \
+               write `eval \"monitor pt %#lx\", $pc` (or `pt $pc` with gdb/realmode.gdb or gdb/os-1k.gdb)";
+    assert!(out.contains(why), "{out}");
+    assert!(!out.contains("usage: monitor pt"), "{out}");
+    // After one step counter's pc is 3 (`mov digit, %al` is three bytes).
+    assert!(out.contains("gdb address 0x3 = linear 0x3 (CS base 0x0)"), "{out}");
+    assert!(out.contains("KVM_TRANSLATE: physical 0x3"), "{out}");
+    assert_eq!(status, OK, "{err}");
+    assert_eq!(vm.finish().0, OK);
+}

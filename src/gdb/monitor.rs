@@ -37,13 +37,23 @@ pub fn run(dbg: &mut Debugger, line: &str) -> String {
         "mode" => dbg.state(id).map(|s| mode(&s)),
         "gdt" => gdt(dbg, id),
         "idt" => idt(dbg, id),
-        "pt" => match arg.map(parse_addr) {
-            Some(Some(a)) => pt(dbg, id, a),
+        "pt" => match arg.map(|a| (a, parse_addr(a))) {
+            Some((_, Some(a))) => pt(dbg, id, a),
+            Some((text, None)) if text.starts_with('$') => Err(not_evaluated(text)),
             _ => Err("usage: monitor pt ADDR (e.g. monitor pt 0xc0100000)".into()),
         },
         other => Err(format!("unknown monitor command `{other}`; try `monitor help`")),
     };
     result.unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// gdb sends a monitor command's text as typed: `monitor pt $pc` reaches minikvm as "$pc", which
+/// only gdb could evaluate. Say so, and how to have gdb do it.
+fn not_evaluated(text: &str) -> String {
+    format!(
+        "gdb does not evaluate monitor arguments: minikvm received the text `{text}`; \
+         write `eval \"monitor pt %#lx\", {text}` (or `pt {text}` with gdb/realmode.gdb or gdb/os-1k.gdb)"
+    )
 }
 
 fn parse_addr(s: &str) -> Option<u64> {
