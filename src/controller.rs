@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 pub enum Event {
     /// vCPU N's thread ended (its last act, whatever happened on it).
     Ended(usize, VcpuEnd),
+    /// A gdb attached (again, after a detach: the stub takes one session after another).
+    GdbAttached,
     /// The gdb session is over.
     Gdb(SessionEnd),
     /// The gdb stub's thread died (a minikvm bug), with what its panic said.
@@ -54,6 +56,8 @@ pub enum Event {
 pub enum Wake {
     /// vCPU N ended.
     Ended(usize, VcpuEnd),
+    /// A gdb attached: time at its prompt counts for nothing, as at the start of a `--gdb` run.
+    GdbAttached,
     /// The gdb session ended, at this moment (a detach starts `--timeout` from here).
     GdbEnded(SessionEnd, Instant),
     /// The gdb stub's thread died.
@@ -171,6 +175,11 @@ impl Controller {
     pub fn decide(&mut self, wake: Wake) -> Vec<Command> {
         match wake {
             Wake::Ended(i, end) => self.vcpu_ended(i, end),
+            Wake::GdbAttached => {
+                self.gdb_attached = true;
+                self.deadline = None;
+                Vec::new()
+            }
             Wake::GdbEnded(end, at) => self.gdb_ended(end, at),
             Wake::StubDied(why) => self.stub_died(why),
             Wake::Signal(sig) => self.stop_by_user(vec![Command::Say(Notice::Signal(sig))]),
@@ -494,6 +503,7 @@ impl Shell {
                     log::info!("vCPU {i} ({name}) ended: {end:?}");
                     wakes.push(Wake::Ended(i, end));
                 }
+                Event::GdbAttached => wakes.push(Wake::GdbAttached),
                 Event::Gdb(end) => {
                     log::info!("gdb session ended: {end:?}");
                     wakes.push(Wake::GdbEnded(end, Instant::now()));
@@ -885,6 +895,8 @@ mod tests {
             row("the timeout runs out after a detach", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Detached, t0 + Duration::from_secs(5))], look_at(t0, 6000), vec![StopAll], Some(R::Timeout), false, S::Timeout),
             row("a lost connection is a detach", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Lost("reset".into()), t0)], look_at(t0, 1000), vec![StopAll], Some(R::Timeout), false, S::Timeout),
             row("after a detach ended input counts", ONE_GDB_TIMED, vec![Wake::InputEnded, Wake::GdbEnded(SessionEnd::Detached, t0 + Duration::from_secs(10)), polling_at(t0, 0, 1)], polling_at(t0, 2000, 9000), vec![StopAll], Some(R::InputEnded), false, S::InputEnded),
+            row("a reattach stops the timeout again", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Detached, t0), Wake::GdbAttached], look_at(t0, 5000), vec![], None, false, S::Ok),
+            row("a vCPU's end waits for a reattached gdb's", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Lost("reset".into()), t0), Wake::GdbAttached], Wake::Ended(0, done()), vec![], None, false, S::Ok),
             row("a failed session is a dead stub", ONE_GDB_TIMED, vec![], Wake::GdbEnded(SessionEnd::Failed("panic".into()), t0), vec![Say(Notice::StubDied("panic".into())), StopAll], Some(R::Internal), false, S::Internal),
             row("a dead stub ends the run at once", ONE_GDB_TIMED, vec![], Wake::StubDied("panic".into()), vec![Say(Notice::StubDied("panic".into())), StopAll], Some(R::Internal), false, S::Internal),
             row("after a dead stub a stopped vCPU ends the run", ONE_GDB_TIMED, vec![Wake::StubDied("panic".into())], Wake::Ended(0, VcpuEnd::Stopped), vec![], Some(R::Internal), true, S::Internal),

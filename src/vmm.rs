@@ -469,9 +469,13 @@ impl GdbWiring {
         std::thread::Builder::new()
             .name("gdb".into())
             .spawn(move || {
+                let news = mail.clone();
                 let serve = std::panic::AssertUnwindSafe(move || {
                     injected_panic("stub-panic");
-                    stub.serve()
+                    stub.serve(move |n| match n {
+                        gdb::Attachment::Attached => news.post(Event::GdbAttached),
+                        gdb::Attachment::Detached(end) => news.post(Event::Gdb(end)),
+                    })
                 });
                 match std::panic::catch_unwind(serve) {
                     Ok(end) => mail.post(Event::Gdb(end)),

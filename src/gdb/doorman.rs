@@ -1,15 +1,20 @@
-//! One gdb at a time: a second client is turned away at once, with a reason gdb prints.
+//! The door: one thread accepts every gdb that connects; one at a time gets in.
 //!
-//! While a session runs (and after it ended) the listening socket stays open, served by a
-//! thread of its own that answers every newcomer's first packet (`qSupported`) with an error
-//! reply carrying text, then closes: gdb 13 prints `warning: Remote failure reply: E.minikvm: …`
-//! and `Remote connection closed` right away, instead of waiting for a connection that never
-//! comes. The thread sleeps in accept(2) and ends with the process.
+//! While no session runs, a newcomer is handed to the stub (over a channel, with a write to the
+//! stub's eventfd so its poll(2) wakes) and the door counts a session as running. While one runs,
+//! a second client is turned away at once: its first packet (`qSupported`) gets an error reply
+//! carrying text, then the door closes the connection. gdb 13 prints `warning: Remote failure
+//! reply: E.minikvm: …` and `Remote connection closed` right away, instead of waiting for a
+//! connection that never comes. When the session ends ([`Door::leave`]), the next gdb gets in
+//! again: this is how `target remote` works after a `detach` or a lost connection.
+//!
+//! The thread sleeps in accept(2) and ends with the process.
 
+use nix::sys::eventfd::EventFd;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How long a newcomer may take to send its first packet.
@@ -17,27 +22,57 @@ const FIRST_PACKET_WAIT: Duration = Duration::from_secs(2);
 /// At most this much is read of a newcomer's first packet.
 const MAX_FIRST_PACKET: usize = 4096;
 
-/// Why a newcomer is turned away while the session runs, and after it ended.
+/// Why a newcomer is turned away while a session runs.
 const ATTACHED: &str = "another gdb is attached already (one at a time)";
-const OVER: &str = "the gdb session of this run has ended (minikvm takes one per run)";
 
-/// Turns away every client that connects to `listener` from now on; `over` tells whether the
-/// session has ended, which changes the reason given.
-pub fn turn_away(listener: TcpListener, over: Arc<AtomicBool>) {
-    let spawned = std::thread::Builder::new().name("gdb-doorman".into()).spawn(move || {
-        if let Err(e) = listener.set_nonblocking(false) {
-            log::warn!("gdb: {e}");
-            return;
-        }
-        for stream in listener.incoming() {
-            match stream {
-                Ok(s) => refuse(s, if over.load(Ordering::Acquire) { OVER } else { ATTACHED }),
-                Err(e) => log::warn!("gdb: accept failed: {e}"),
+/// The stub's side of the door.
+pub struct Door {
+    arrivals: mpsc::Receiver<TcpStream>,
+    /// A session runs (set by the door as it hands a client over, cleared by [`Door::leave`]).
+    inside: Arc<AtomicBool>,
+}
+
+impl Door {
+    /// Starts the thread that accepts on `listener`; `wake` is written when a client is handed
+    /// over. Fails only if the thread cannot start.
+    pub fn open(listener: TcpListener, wake: Arc<EventFd>) -> std::io::Result<Door> {
+        let (tx, arrivals) = mpsc::channel();
+        let inside = Arc::new(AtomicBool::new(false));
+        let guard = inside.clone();
+        listener.set_nonblocking(false)?;
+        std::thread::Builder::new().name("gdb-door".into()).spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(s) => admit(s, &guard, &tx, &wake),
+                    Err(e) => log::warn!("gdb: accept failed: {e}"),
+                }
             }
-        }
-    });
-    if let Err(e) = spawned {
-        log::warn!("gdb: cannot start the thread that turns away a second gdb: {e}");
+        })?;
+        Ok(Door { arrivals, inside })
+    }
+
+    /// The gdb that came in, if one did.
+    pub fn arrival(&self) -> Option<TcpStream> {
+        self.arrivals.try_recv().ok()
+    }
+
+    /// The session is over: the next gdb may come in.
+    pub fn leave(&self) {
+        self.inside.store(false, Ordering::Release);
+    }
+}
+
+/// Lets `s` in if nobody is inside, else turns it away.
+fn admit(s: TcpStream, inside: &AtomicBool, to_stub: &mpsc::Sender<TcpStream>, wake: &EventFd) {
+    if inside.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        refuse(s, ATTACHED);
+        return;
+    }
+    if to_stub.send(s).is_err() {
+        return; // the stub is gone: the run is ending
+    }
+    if let Err(e) = wake.write(1) {
+        log::warn!("gdb: cannot wake the stub for a new gdb: {e}");
     }
 }
 

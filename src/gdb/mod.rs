@@ -6,11 +6,13 @@
 //!
 //! # How the pieces talk (one way)
 //! ```text
-//! gdb ──TCP── GdbConn ── gdbstub ── Debugger (target.rs) ──DebugRequest──▶ vCPU threads
-//!                 ▲ poll(2): socket + eventfd                ◀──DebugEvent──┘ (+ eventfd write)
+//! gdb ──TCP── GdbConn ── gdbstub ── Debugger ── Vcpus (vcpus.rs) ──DebugRequest──▶ vCPU threads
+//!                 ▲ poll(2): socket + eventfd                      ◀──DebugEvent──┘ (+ eventfd write)
 //! ```
 //! The stub never calls KVM; a paused vCPU answers its requests (registers, memory, resume with
-//! single-step / debug registers), a running one reports when it stops. Nothing polls in a loop:
+//! single-step / debug registers), a running one reports when it stops. [`debugger`] holds what
+//! the stub knows, [`stops`] is its stop/resume state machine, [`target`] answers gdb's packets
+//! (one file per gdbstub extension), [`session`] runs one connection. Nothing polls in a loop:
 //! while the guest runs, the stub sleeps in poll(2) on the socket and an eventfd.
 //!
 //! # Addresses
@@ -32,20 +34,22 @@
 //! (KVM_GUESTDBG_BLOCKIRQ) where the host offers it. See [`breakpoints`] and gdb/README.md.
 //!
 //! # How a session ends
-//! * `detach` or `quit` in gdb: breakpoints and watchpoints are removed and the guest runs on to
-//!   its normal end; minikvm exits as without gdb.
+//! * `detach` or `quit` in gdb: breakpoints and watchpoints are removed and the guest runs on,
+//!   freely, as without gdb; the stub listens again, and the next `target remote` pauses every
+//!   vCPU where it is and starts a new session ([`doorman`]).
+//! * a connection that breaks (gdb killed, network gone) or a protocol error: like `detach` —
+//!   the guest runs on and the stub listens again. (It does not wait paused for a gdb that may
+//!   never come back: a run that waits forever is worse than a stop that was missed.)
 //! * `kill`: the run stops, minikvm exits with status 6 ("stopped").
-//! * a connection that breaks (gdb killed, network gone) or a protocol error: like `detach`.
 //! * every vCPU ended: gdb is told the exit code minikvm will return.
-//! * a second gdb, while one is attached or after the session ended, is turned away at once with a
-//!   reason it prints ([`doorman`]): one session per run.
+//! * a second gdb while one is attached is turned away at once with a reason it prints.
 //!
 //! # What a client cannot do to minikvm
 //! Anyone who reaches the port owns the guest (its memory and registers), so minikvm listens on
 //! 127.0.0.1 unless told otherwise, and warns when it is. What a client can never do is take
 //! minikvm itself down: a packet over [`conn::MAX_PACKET`] bytes or a reply left unread for
 //! [`conn::WRITE_TIMEOUT`] ends the session (the guest runs on, as after a detach), a memory read
-//! over [`target::MAX_READ`] bytes gets an error reply, and breakpoint counts are capped; no write
+//! over [`debugger::MAX_READ`] bytes gets an error reply, and breakpoint counts are capped; no write
 //! to stderr or to the socket can panic; a stop of the run (signal, Ctrl-A x) never waits for the
 //! client; and a stub thread that dies all the same ends the run with status 7
 //! ([`SessionEnd::Failed`]).
@@ -59,65 +63,63 @@ macro_rules! note {
 pub mod arch;
 pub mod breakpoints;
 pub mod conn;
+pub mod debugger;
 pub mod doorman;
+pub mod error;
 pub mod layout;
 pub mod monitor;
 pub mod refusals;
 pub mod regs;
 pub mod regs64;
+pub mod session;
+pub mod stops;
 pub mod target;
 pub mod tdesc64;
+pub mod vcpus;
 
-pub use target::{Caps, VcpuHandle};
+pub use debugger::Caps;
+pub use session::SessionEnd;
+pub use vcpus::VcpuHandle;
 
 use crate::error::{Error, Result};
-use conn::{GdbConn, Wake};
-use gdbstub::conn::ConnectionExt;
-use gdbstub::stub::state_machine::GdbStubStateMachine;
-use gdbstub::stub::{DisconnectReason, GdbStubBuilder};
+use debugger::Debugger;
+use doorman::Door;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::EventFd;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc};
-use target::Debugger;
+use vcpus::VcpuThreads;
 
-/// How a gdb session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// The run ended before any gdb connected.
-    NeverConnected,
-    /// gdb detached (`detach`, `quit`): the guest runs on without breakpoints.
-    Detached,
-    /// The connection broke or gdb spoke nonsense: handled like a detach.
-    Lost(String),
-    /// gdb's `kill`: the run stops (exit status 6).
-    Killed,
-    /// Every vCPU ended while gdb was attached.
-    RunOver,
-    /// The stub itself failed (a minikvm bug): the run stops with status 7.
-    Failed(String),
+/// A `--gdb` address that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("--gdb `{0}`: expected PORT or ADDR:PORT, e.g. --gdb 1234, --gdb :1234 or --gdb 0.0.0.0:1234")]
+    Malformed(String),
+    /// The host name could not be looked up (the resolver's words).
+    #[error("--gdb `{spec}`: {why}")]
+    Lookup { spec: String, why: String },
 }
 
 /// `PORT`, `:PORT` or `ADDR:PORT` (ADDR defaults to 127.0.0.1; a host name is looked up).
-pub fn parse_address(s: &str) -> std::result::Result<SocketAddr, String> {
-    let bad = || format!("--gdb `{s}`: expected PORT or ADDR:PORT, e.g. --gdb 1234, --gdb :1234 or --gdb 0.0.0.0:1234");
+pub fn parse_address(s: &str) -> std::result::Result<SocketAddr, AddressError> {
     // `PORT`, or `:PORT` as gdb's own `target remote :PORT` writes it.
     if let Ok(port) = s.strip_prefix(':').unwrap_or(s).parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     if !s.contains(':') {
-        return Err(bad());
+        return Err(AddressError::Malformed(s.into()));
     }
-    s.to_socket_addrs().map_err(|e| format!("--gdb `{s}`: {e}"))?.next().ok_or_else(bad)
+    let lookup = |e: std::io::Error| AddressError::Lookup { spec: s.into(), why: e.to_string() };
+    s.to_socket_addrs().map_err(lookup)?.next().ok_or_else(|| AddressError::Malformed(s.into()))
 }
 
 /// Listens for gdb on `PORT` or `ADDR:PORT` (nothing is accepted before [`Stub::serve`]). An
 /// address that cannot be listened on (a port in use, an address not on this host) is the
 /// user's to change: a usage error, not a host failure.
 pub fn listen(spec: &str) -> Result<TcpListener> {
-    let addr = parse_address(spec).map_err(Error::usage)?;
+    let addr = parse_address(spec).map_err(|e| Error::usage(e.to_string()))?;
     TcpListener::bind(addr).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => " (--gdb 0 picks a free port)",
@@ -145,6 +147,16 @@ pub fn announce(listener: &TcpListener, symbols: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// What the stub tells the run between sessions (the controller stops counting `--timeout` and
+/// input waits while a gdb is attached).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attachment {
+    /// A gdb connected: every vCPU is paused at its prompt.
+    Attached,
+    /// That session ended and the guest runs on; the stub listens again.
+    Detached(SessionEnd),
+}
+
 /// Everything the stub thread needs.
 pub struct Stub {
     pub listener: TcpListener,
@@ -157,58 +169,38 @@ pub struct Stub {
 }
 
 impl Stub {
-    /// Waits for gdb, runs the session, and leaves the vCPUs running on (detach) or stopping
-    /// (kill). Returns early when every vCPU ends (the run was stopped from outside). Never
-    /// panics: a panic inside is a minikvm bug, returned as [`SessionEnd::Failed`] so that the
-    /// run ends instead of waiting for a stub that is gone.
-    pub fn serve(self) -> SessionEnd {
-        without_panics(|| self.session())
+    /// Serves one gdb after another until the run is over: after a detach or a lost connection
+    /// the guest runs on and the next gdb may attach. `news` hears of each attach and detach.
+    /// Returns how the last session ended (or [`SessionEnd::NeverConnected`]). Never panics: a
+    /// panic inside is a minikvm bug, returned as [`SessionEnd::Failed`] so that the run ends
+    /// instead of waiting for a stub that is gone.
+    pub fn serve(self, news: impl Fn(Attachment)) -> SessionEnd {
+        without_panics(|| self.sessions(&news))
     }
 
-    fn session(self) -> SessionEnd {
+    fn sessions(self, news: &dyn Fn(Attachment)) -> SessionEnd {
         let Stub { listener, vcpus, events, wake, ram, caps, elf_path } = self;
-        let mut dbg = Debugger::new(vcpus, events, wake.clone(), ram, caps, elf_path);
-        let stream = match accept(&listener, &wake, &mut dbg) {
-            Some(s) => s,
-            None => return SessionEnd::NeverConnected,
+        let threads = VcpuThreads::new(vcpus, events, ram);
+        let controls = threads.controls();
+        let door = match Door::open(listener, wake.clone()) {
+            Ok(door) => door,
+            Err(e) => return SessionEnd::Failed(format!("cannot open the gdb port to clients: {e}")),
         };
-        let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        doorman::turn_away(listener, over.clone());
-        if let Ok(peer) = stream.peer_addr() {
-            note!("minikvm: gdb connected from {peer}");
+        let mut dbg = Debugger::new(Box::new(threads), caps, elf_path);
+        let mut last = SessionEnd::NeverConnected;
+        loop {
+            let first = last == SessionEnd::NeverConnected;
+            let Some(stream) = wait_for_gdb(&door, &wake, &mut dbg, first) else {
+                return if first { last } else { SessionEnd::RunOver };
+            };
+            news(Attachment::Attached);
+            last = session::run(&mut dbg, stream, &controls, &wake);
+            door.leave();
+            match last {
+                SessionEnd::Detached | SessionEnd::Lost(_) => news(Attachment::Detached(last.clone())),
+                _ => return last,
+            }
         }
-        injected_panic();
-        dbg.choose_description();
-        let conn = GdbConn::new(stream, dbg.controls());
-        let end = match drive(&mut dbg, conn) {
-            Ok(end) => end,
-            Err(e) => SessionEnd::Lost(e),
-        };
-        over.store(true, std::sync::atomic::Ordering::Release);
-        match &end {
-            SessionEnd::Killed => {
-                note!("\r\nminikvm: killed from gdb");
-                dbg.finish(true);
-            }
-            SessionEnd::Detached => {
-                note!("\r\nminikvm: gdb detached; the guest runs on");
-                dbg.finish(false);
-            }
-            SessionEnd::Lost(why) => {
-                note!("\r\nminikvm: lost gdb ({why}); detached, the guest runs on");
-                dbg.finish(false);
-            }
-            SessionEnd::RunOver | SessionEnd::NeverConnected | SessionEnd::Failed(_) => {}
-        }
-        end
-    }
-}
-
-/// Fault injection for tests: `MINIKVM_FAULT_INJECT=gdb-panic` makes the stub's thread panic once
-/// gdb has connected, standing in for any bug that kills it mid-session (README, "Exit status").
-fn injected_panic() {
-    if std::env::var("MINIKVM_FAULT_INJECT").is_ok_and(|v| v == "gdb-panic") {
-        panic!("fault injected by MINIKVM_FAULT_INJECT");
     }
 }
 
@@ -227,106 +219,33 @@ fn without_panics(session: impl FnOnce() -> SessionEnd) -> SessionEnd {
     }
 }
 
-/// Waits for a connection; gives up (None) if every vCPU ends first.
-fn accept(listener: &TcpListener, wake: &EventFd, dbg: &mut Debugger) -> Option<TcpStream> {
-    if let Err(e) = listener.set_nonblocking(true) {
-        log::warn!("gdb: {e}");
-    }
+/// Waits until the door lets a gdb in; gives up (None) if every vCPU ends first. Meanwhile the
+/// vCPUs' events are taken in: before the `first` session they wait at their first instruction,
+/// later the guest runs on (and may end).
+fn wait_for_gdb(door: &Door, wake: &EventFd, dbg: &mut Debugger, first: bool) -> Option<TcpStream> {
     loop {
-        let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN), PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        dbg.note_events();
+        if !first {
+            // A vCPU that was slow to pause at the end of the last session pauses now: it runs on.
+            dbg.release_paused(vcpus::Release::Detach);
+        }
+        if dbg.all_ended() {
+            return None;
+        }
+        if let Some(stream) = door.arrival() {
+            return Some(stream);
+        }
+        let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) => {
+                let _ = wake.read();
+            }
+            Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 note!("minikvm: gdb: waiting for a connection failed: {e}");
                 return None;
             }
         }
-        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
-            let _ = wake.read();
-            dbg.note_events();
-            if dbg.all_ended() {
-                return None;
-            }
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if let Err(e) = stream.set_nonblocking(false) {
-                    log::warn!("gdb: {e}");
-                }
-                return Some(stream);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => log::warn!("gdb: accept failed: {e}"),
-        }
-    }
-}
-
-/// Why a session broke, in words: a connection error says it best itself (e.g. the packet limit).
-fn why(e: gdbstub::stub::GdbStubError<String, std::io::Error>) -> String {
-    if e.is_connection_error() {
-        if let Some((io, _)) = e.into_connection_error() {
-            return io.to_string();
-        }
-        return "connection error".into();
-    }
-    e.to_string()
-}
-
-/// Runs gdbstub's state machine until the session ends. Packets go into a buffer of
-/// [`conn::MAX_PACKET`] bytes that never grows (the size gdb is told in `PacketSize`).
-fn drive(dbg: &mut Debugger, conn: GdbConn) -> std::result::Result<SessionEnd, String> {
-    let err = why;
-    let io = |e: std::io::Error| e.to_string();
-    let wake = dbg.wake.clone();
-    let mut packet = vec![0u8; conn::MAX_PACKET];
-    let stub = GdbStubBuilder::new(conn).with_packet_buffer(&mut packet).build().map_err(|e| e.to_string())?;
-    let mut sm = stub.run_state_machine(dbg).map_err(err)?;
-    loop {
-        sm = match sm {
-            GdbStubStateMachine::Idle(mut g) => match g.borrow_conn().wait(&wake).map_err(io)? {
-                Wake::Gdb => {
-                    let byte = g.borrow_conn().read().map_err(io)?;
-                    dbg.new_request();
-                    g.incoming_data(dbg, byte).map_err(err)?
-                }
-                Wake::Vcpu => {
-                    // Stopped vCPUs only end (the controller stopped the run): nothing to tell gdb
-                    // until it asks, unless nothing is left.
-                    dbg.note_events();
-                    if dbg.all_ended() {
-                        return Ok(SessionEnd::RunOver);
-                    }
-                    g.into()
-                }
-            },
-            GdbStubStateMachine::Running(mut g) => match dbg.take_events() {
-                Some(reason) => {
-                    for text in dbg.refusals.take_messages() {
-                        g.borrow_conn().console(&text).map_err(io)?;
-                    }
-                    g.report_stop(dbg, reason).map_err(err)?
-                }
-                None => match g.borrow_conn().wait(&wake).map_err(io)? {
-                    Wake::Gdb => {
-                        let byte = g.borrow_conn().read().map_err(io)?;
-                        dbg.new_request();
-                        g.incoming_data(dbg, byte).map_err(err)?
-                    }
-                    Wake::Vcpu => g.into(),
-                },
-            },
-            GdbStubStateMachine::CtrlCInterrupt(g) => {
-                let reason = dbg.interrupt();
-                g.interrupt_handled(dbg, Some(reason)).map_err(err)?
-            }
-            GdbStubStateMachine::Disconnected(g) => {
-                return Ok(match g.get_reason() {
-                    DisconnectReason::Disconnect => SessionEnd::Detached,
-                    DisconnectReason::Kill => SessionEnd::Killed,
-                    DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_) => SessionEnd::RunOver,
-                })
-            }
-        };
     }
 }
 
@@ -342,6 +261,10 @@ mod tests {
         assert_eq!(parse_address("[::1]:99"), Ok("[::1]:99".parse().unwrap()));
         assert!(parse_address("abc").is_err());
         assert!(parse_address("99999").is_err());
+        assert_eq!(
+            parse_address("abc").unwrap_err().to_string(),
+            "--gdb `abc`: expected PORT or ADDR:PORT, e.g. --gdb 1234, --gdb :1234 or --gdb 0.0.0.0:1234"
+        );
     }
 
     #[test]

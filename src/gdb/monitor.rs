@@ -2,8 +2,9 @@
 //!
 //! They look at one vCPU: the one of the last stop, or the one chosen with `monitor vcpu N`.
 
-use super::target::{cpu_mode, Debugger};
-use crate::kvm::vcpu::{CpuState, DebugRequest};
+use super::debugger::{cpu_mode, Debugger};
+use super::error::MonitorError;
+use crate::kvm::vcpu::CpuState;
 use crate::x86::descriptors::{describe_segment, format_gdt, format_idt, IdtFormat};
 use crate::x86::mode::CpuMode;
 use crate::x86::paging::{format_walk, format_walk_error, FnMem, Paging, PagingMode};
@@ -33,38 +34,29 @@ pub fn run(dbg: &mut Debugger, line: &str) -> String {
         "vcpu" => vcpu(dbg, arg),
         "exits" | "stats" => Ok(crate::stats::table(&dbg.stats())),
         "breakpoints" | "bp" => Ok(dbg.breakpoints.describe()),
-        "regs" => dbg.state(id).map(|s| regs(dbg, id, &s)),
-        "mode" => dbg.state(id).map(|s| mode(&s)),
+        "regs" => dbg.state(id).map(|s| regs(dbg, id, &s)).map_err(MonitorError::from),
+        "mode" => dbg.state(id).map(|s| mode(&s)).map_err(MonitorError::from),
         "gdt" => gdt(dbg, id),
         "idt" => idt(dbg, id),
         "pt" => match arg.map(|a| (a, parse_addr(a))) {
             Some((_, Some(a))) => pt(dbg, id, a),
-            Some((text, None)) if text.starts_with('$') => Err(not_evaluated(text)),
-            _ => Err("usage: monitor pt ADDR (e.g. monitor pt 0xc0100000)".into()),
+            Some((text, None)) if text.starts_with('$') => Err(MonitorError::NotEvaluated(text.into())),
+            _ => Err(MonitorError::Usage("monitor pt ADDR (e.g. monitor pt 0xc0100000)")),
         },
-        other => Err(format!("unknown monitor command `{other}`; try `monitor help`")),
+        other => Err(MonitorError::Unknown(other.into())),
     };
     result.unwrap_or_else(|e| format!("error: {e}"))
-}
-
-/// gdb sends a monitor command's text as typed: `monitor pt $pc` reaches minikvm as "$pc", which
-/// only gdb could evaluate. Say so, and how to have gdb do it.
-fn not_evaluated(text: &str) -> String {
-    format!(
-        "gdb does not evaluate monitor arguments: minikvm received the text `{text}`; \
-         write `eval \"monitor pt %#lx\", {text}` (or `pt {text}` with gdb/realmode.gdb or gdb/os-1k.gdb)"
-    )
 }
 
 fn parse_addr(s: &str) -> Option<u64> {
     crate::cli::parse_u64(s).ok()
 }
 
-fn vcpu(dbg: &mut Debugger, arg: Option<&str>) -> Result<String, String> {
+fn vcpu(dbg: &mut Debugger, arg: Option<&str>) -> Result<String, MonitorError> {
     if let Some(a) = arg {
-        let n = a.parse::<usize>().map_err(|_| format!("`{a}` is not a vCPU number"))?;
+        let n = a.parse::<usize>().map_err(|_| MonitorError::NotAVcpuNumber(a.into()))?;
         if n >= dbg.vcpu_count() {
-            return Err(format!("there are {} vCPUs (0 to {})", dbg.vcpu_count(), dbg.vcpu_count() - 1));
+            return Err(MonitorError::NoSuchVcpu(dbg.vcpu_count()));
         }
         dbg.current = n;
     }
@@ -177,16 +169,16 @@ fn mode(s: &CpuState) -> String {
     )
 }
 
-fn table_bytes(dbg: &mut Debugger, id: usize, base: u64, limit: u16) -> Result<Vec<u8>, String> {
+fn table_bytes(dbg: &mut Debugger, id: usize, base: u64, limit: u16) -> Result<Vec<u8>, MonitorError> {
     let len = usize::from(limit) + 1;
     let bytes = dbg.read_linear(id, base, len)?;
     if bytes.len() < len {
-        return Err(format!("only {} of {len} bytes at linear {base:#x} are mapped", bytes.len()));
+        return Err(MonitorError::PartlyMapped { mapped: bytes.len(), len, base });
     }
     Ok(bytes)
 }
 
-fn gdt(dbg: &mut Debugger, id: usize) -> Result<String, String> {
+fn gdt(dbg: &mut Debugger, id: usize) -> Result<String, MonitorError> {
     let s = dbg.state(id)?;
     if cpu_mode(&s) == CpuMode::Real && s.sregs.gdt.base == 0 && s.sregs.gdt.limit == 0xffff {
         return Ok("real mode: no GDT loaded (GDTR still has its reset value)".into());
@@ -196,7 +188,7 @@ fn gdt(dbg: &mut Debugger, id: usize) -> Result<String, String> {
     Ok(format!("GDTR base {:#x} limit {:#x}\n{}", s.sregs.gdt.base, s.sregs.gdt.limit, format_gdt(&bytes, long)))
 }
 
-fn idt(dbg: &mut Debugger, id: usize) -> Result<String, String> {
+fn idt(dbg: &mut Debugger, id: usize) -> Result<String, MonitorError> {
     let s = dbg.state(id)?;
     let format = IdtFormat::for_mode(cpu_mode(&s));
     let bytes = table_bytes(dbg, id, s.sregs.idt.base, s.sregs.idt.limit)?;
@@ -223,20 +215,19 @@ fn ivt_note(dbg: &Debugger, base: u64) -> String {
     }
 }
 
-fn pt(dbg: &mut Debugger, id: usize, addr: u64) -> Result<String, String> {
+fn pt(dbg: &mut Debugger, id: usize, addr: u64) -> Result<String, MonitorError> {
     let s = dbg.state(id)?;
     let linear = dbg.linear(id, addr)?;
     let sr = &s.sregs;
     let paging = Paging::from_regs(sr.cr0, sr.cr3, sr.cr4, sr.efer);
-    let ram = dbg.ram.clone();
-    let mem = FnMem(|gpa: u64, buf: &mut [u8]| ram.read(gpa, buf).is_ok());
+    let mem = FnMem(|gpa: u64, buf: &mut [u8]| dbg.read_physical(gpa, buf));
     let mut out = format!("gdb address {addr:#x} = linear {linear:#x} (CS base {:#x})\n", sr.cs.base);
     match paging.walk(&mem, linear) {
         Ok(walk) => out += &format_walk(&walk),
         Err(err) => out += &format_walk_error(&err),
     }
     // KVM's own translation, as a cross-check of the walker.
-    match dbg.ask(id, |reply| DebugRequest::Translate { linear, reply }) {
+    match dbg.translate(id, linear) {
         Ok(Some(gpa)) => out += &format!("  KVM_TRANSLATE: physical {gpa:#x}\n"),
         Ok(None) => out += "  KVM_TRANSLATE: not mapped\n",
         Err(e) => out += &format!("  KVM_TRANSLATE: {e}\n"),

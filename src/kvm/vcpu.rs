@@ -450,6 +450,9 @@ pub struct ResumeWith {
     pub debugreg: [u64; 8],
     /// Linear addresses of the int3 bytes the debugger planted (KVM_GUESTDBG_USE_SW_BP).
     pub int3: Vec<u64>,
+    /// No debugger is attached (it detached or was lost): run as without one — a fault ends the
+    /// vCPU — but stop for a pause request, which the next debugger to attach sends.
+    pub detached: bool,
 }
 
 /// Where a request's answer goes.
@@ -477,7 +480,8 @@ pub enum DebugRequest {
         reply: Reply<Option<u64>>,
     },
     Resume(ResumeWith),
-    /// The debugger is gone: no more stops, run to the normal end.
+    /// The debugger is gone: no more stops, run on until the guest ends or a new debugger
+    /// pauses the vCPU (pause flag + kick, reported as [`DebugEvent::Paused`]).
     Detach,
     /// End the run now.
     Stop,
@@ -563,11 +567,14 @@ impl Vcpu {
                 };
                 match self.carry_out(&exit) {
                     Outcome::Continue => {}
-                    Outcome::End(VcpuEnd::Fault { fault: f, report, long_mode }) => {
+                    Outcome::End(VcpuEnd::Fault { fault: f, report, long_mode }) if !resume.detached => {
                         fault = Some(VcpuEnd::Fault { fault: f.clone(), report, long_mode });
                         break DebugEvent::Faulted(f);
                     }
                     Outcome::End(end) => return end,
+                    Outcome::Debug { .. } if resume.detached => {
+                        return self.fault_end(Fault::Unhandled("debug exit with no debugger attached".into()));
+                    }
                     Outcome::Debug { exception: 3, pc, .. } if !resume.int3.contains(&pc) => {
                         // The guest's own int3: deliver it as if nobody were watching.
                         if let Err(msg) = self.reinject_int3() {
@@ -583,8 +590,8 @@ impl Vcpu {
         }
     }
 
-    /// Paused: serves the debugger's requests until it says how to go on (Ok), or until the run
-    /// ends here (Err: stopped, detached with a fault pending, or detached and run to the end).
+    /// Paused: serves the debugger's requests until it says how to go on (Ok; after a detach: run
+    /// on without it), or until the run ends here (Err: stopped, or detached with a fault pending).
     fn paused(&mut self, link: &DebugLink, fault: &mut Option<VcpuEnd>) -> std::result::Result<ResumeWith, VcpuEnd> {
         // The time until the debugger says how to go on is spent at its prompt (`--stats`).
         let since = Instant::now();
@@ -601,11 +608,8 @@ impl Vcpu {
                     if let Some(end) = fault.take() {
                         return Err(end);
                     }
-                    if let Err(msg) = self.set_debug(&ResumeWith::default()) {
-                        return Err(VcpuEnd::HostError(msg));
-                    }
                     log::info!("vCPU {}: debugger detached, running on", self.id);
-                    return Err(self.run_loop());
+                    return Ok(ResumeWith { detached: true, ..ResumeWith::default() });
                 }
                 Ok(req) => self.serve(req, &link.ram),
             }

@@ -1,0 +1,386 @@
+//! The debugger's stop/resume state machine: what the vCPUs report, what gdb is told.
+//!
+//! gdb runs all-stop: when one vCPU stops (a breakpoint, a step, a fault, Ctrl-C), every other one
+//! is paused too before gdb hears of it ([`Debugger::stop_all`]), and a `continue` or `stepi` lets
+//! them all go again, each as its [`ResumeAction`] says. Two vCPUs may stop at nearly the same
+//! moment: gdb is told of one, the other's stop waits in `pending` and is reported at the next
+//! resume instead of running anything.
+//!
+//! Per vCPU the states are those of [`Run`]: `Paused` (answers requests) → `Running` (on a
+//! resume) → `Paused` again on a [`DebugEvent`], or `Ended`. The vCPUs are reached through the
+//! [`Vcpus`](super::vcpus::Vcpus) trait, so the table test at the end drives this machine with a
+//! fake: a sequence of events in, the stop replies gdb would get out.
+
+use super::breakpoints::{Hit, Origin};
+use super::debugger::{address_mask, tid, Debugger, Run, SoftWatching};
+use super::error::DebugError;
+use super::vcpus::{Next, Release};
+use crate::exit::Fault;
+use crate::kvm::vcpu::{DebugEvent, ResumeWith, VcpuEnd};
+use gdbstub::common::Signal;
+use gdbstub::stub::MultiThreadStopReason;
+use gdbstub::target::ext::breakpoints::WatchKind;
+use std::time::{Duration, Instant};
+
+/// What gdb is told when the target stops (gdbstub's stop reply, `T05thread:…;`, `W00`, …).
+pub type StopReply = MultiThreadStopReason<u64>;
+
+/// How a `vCont` packet asks one vCPU to go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeAction {
+    /// `c`: run until something stops it.
+    Continue,
+    /// `s`: run one instruction.
+    Step,
+}
+
+/// How often an all-stop kicks again the vCPUs that have not stopped yet.
+const REKICK: Duration = Duration::from_millis(100);
+
+fn signal(id: usize, signal: Signal) -> StopReply {
+    StopReply::SignalWithThread { tid: tid(id), signal }
+}
+
+impl Debugger {
+    // ----- events in -----
+
+    /// Takes in what the vCPUs reported; returns the stop to tell gdb, if there is one (the
+    /// other vCPUs are then stopped too).
+    pub fn take_events(&mut self) -> Option<StopReply> {
+        if let Some(r) = self.ready.take() {
+            return Some(r);
+        }
+        while let Next::Event(id, ev) = self.vcpus.next_event(None) {
+            if let Some(reason) = self.on_event(id, ev) {
+                self.stop_all();
+                self.current = id;
+                return Some(reason);
+            }
+        }
+        if self.all_ended() {
+            return Some(StopReply::Exited(self.exit_code()));
+        }
+        None
+    }
+
+    /// Takes in what the vCPUs reported while gdb is not waiting for a stop (or no gdb is there).
+    pub fn note_events(&mut self) {
+        while let Next::Event(id, ev) = self.vcpus.next_event(None) {
+            let _ = self.on_event(id, ev);
+        }
+    }
+
+    /// Books one event; returns the stop it means for gdb, if any.
+    fn on_event(&mut self, id: usize, ev: DebugEvent) -> Option<StopReply> {
+        let v = self.views.get_mut(id)?;
+        v.cache = None;
+        match ev {
+            DebugEvent::Ended(end) => {
+                log::info!("gdb: vCPU {id} ended: {end:?}");
+                v.run = Run::Ended;
+                v.end = Some(end);
+                self.all_ended().then(|| StopReply::Exited(self.exit_code()))
+            }
+            DebugEvent::Paused => {
+                v.run = Run::Paused;
+                Some(signal(id, Signal::SIGINT))
+            }
+            DebugEvent::Faulted(fault) => {
+                v.run = Run::Paused;
+                self.explain_fault(id, &fault);
+                Some(signal(id, fault_signal(&fault)))
+            }
+            DebugEvent::Debug { exception, pc, dr6 } => {
+                v.run = Run::Paused;
+                let soft = v.soft.take();
+                let t = tid(id);
+                Some(match (exception, self.breakpoints.decode(dr6)) {
+                    (3, _) => StopReply::SwBreak(t),
+                    (_, Hit::Step) => match soft {
+                        Some(soft) => return self.soft_watch_step(id, soft),
+                        None => signal(id, Signal::SIGTRAP),
+                    },
+                    (_, Hit::Unknown) => signal(id, Signal::SIGTRAP),
+                    (_, Hit::Break(Origin::Break)) => StopReply::SwBreak(t),
+                    (_, Hit::Break(_)) => StopReply::HwBreak(t),
+                    (_, Hit::Watch { kind, addr }) => {
+                        log::debug!("gdb: vCPU {id} watchpoint at {addr:#x} (pc {pc:#x})");
+                        StopReply::Watch { tid: t, kind, addr }
+                    }
+                })
+            }
+        }
+    }
+
+    /// A guest fault, in words on minikvm's terminal and on gdb's screen.
+    fn explain_fault(&mut self, id: usize, fault: &Fault) {
+        let why = format!("minikvm: guest `{}` (vCPU {id}) stopped: {fault}", self.vcpus.name(id));
+        note!("\r\n{why}\r\nminikvm: gdb shows where; `continue` ends the run");
+        self.refusals.say(format!("{why}\nminikvm: gdb shows where; `continue` ends the run\n"));
+    }
+
+    /// The exit code gdb is told when every vCPU has ended: minikvm's own exit status.
+    pub(super) fn exit_code(&self) -> u8 {
+        let ends = || self.views.iter().filter_map(|v| v.end.as_ref());
+        if ends().any(|e| matches!(e, VcpuEnd::Fault { .. })) {
+            1
+        } else if ends().any(|e| matches!(e, VcpuEnd::HostError(_))) {
+            4
+        } else if ends().any(|e| matches!(e, VcpuEnd::DebugExit(_))) {
+            9
+        } else if ends().any(|e| matches!(e, VcpuEnd::Stopped)) {
+            6
+        } else {
+            0
+        }
+    }
+
+    // ----- stopping -----
+
+    /// All-stop: pauses every running vCPU and waits until each has stopped. Stops that happen
+    /// meanwhile are kept for later. A vCPU that has not stopped after a few seconds (a
+    /// minikvm that cannot interrupt what the vCPU waits for) is left running, so that gdb still
+    /// gets its answer; it reports its stop when it gets to it.
+    pub fn stop_all(&mut self) {
+        self.stopping = true;
+        self.pause_running();
+        let give_up = Instant::now() + self.patience;
+        while self.views.iter().any(|v| v.run == Run::Running) {
+            if Instant::now() > give_up {
+                for id in self.running() {
+                    let name = self.vcpus.name(id);
+                    note!("\r\nminikvm: gdb: vCPU {id} ({name}) does not stop; gdb is answered without it");
+                }
+                break;
+            }
+            match self.vcpus.next_event(Some(REKICK.min(self.patience))) {
+                Next::Event(id, ev) => {
+                    if let Some(reason) = self.on_event(id, ev) {
+                        let keep = !matches!(reason, StopReply::SignalWithThread { signal: Signal::SIGINT, .. })
+                            && !matches!(reason, StopReply::Exited(_));
+                        if keep {
+                            self.pending.push_back((id, reason));
+                        }
+                    }
+                }
+                // A kick that landed just before KVM_RUN is never lost (immediate_exit), but a
+                // vCPU busy in minikvm's own exit handling may need another.
+                Next::Nothing => self.pause_running(),
+                Next::Gone => self.views.iter_mut().for_each(|v| v.run = Run::Ended),
+            }
+        }
+        self.stopping = false;
+    }
+
+    fn running(&self) -> Vec<usize> {
+        self.views.iter().enumerate().filter(|(_, v)| v.run == Run::Running).map(|(id, _)| id).collect()
+    }
+
+    fn pause_running(&mut self) {
+        for id in self.running() {
+            self.vcpus.pause(id);
+        }
+    }
+
+    /// Ctrl-C from gdb.
+    pub fn interrupt(&mut self) -> StopReply {
+        self.stop_all();
+        if let Some((id, r)) = self.pending.pop_front() {
+            self.current = id;
+            return r;
+        }
+        let paused = self.live().find(|&id| self.is_paused(id));
+        match paused.or_else(|| self.first_live()) {
+            Some(id) => {
+                self.current = id;
+                signal(id, Signal::SIGINT)
+            }
+            None => StopReply::Exited(self.exit_code()),
+        }
+    }
+
+    // ----- resuming -----
+
+    /// `vCont`'s action for one thread (gdbstub calls this once per thread the packet names).
+    pub fn set_action(&mut self, id: usize, action: ResumeAction) {
+        if let Some(v) = self.views.get_mut(id) {
+            v.action = Some(action);
+        }
+    }
+
+    /// Before a `vCont`: no thread has an action, the scheduler is not locked.
+    pub fn clear_actions(&mut self) {
+        for v in &mut self.views {
+            v.action = None;
+        }
+        self.lock_scheduler = false;
+    }
+
+    /// The paused vCPUs that go on, and how: threads gdb did not name continue, unless the
+    /// scheduler is locked (`set scheduler-locking step`).
+    fn to_resume(&self) -> Vec<(usize, ResumeAction)> {
+        let lock = self.lock_scheduler;
+        let paused = self.views.iter().enumerate().filter(|(_, v)| v.run == Run::Paused);
+        paused
+            .filter_map(|(id, v)| match v.action {
+                Some(a) => Some((id, a)),
+                None if !lock => Some((id, ResumeAction::Continue)),
+                None => None,
+            })
+            .collect()
+    }
+
+    /// Resumes as the actions say; or, when there is a stop to report first, resumes nothing and
+    /// makes that stop the one the next wait reports.
+    pub fn resume_all(&mut self) -> Result<(), DebugError> {
+        let go = self.to_resume();
+        if let Some(stop) = self.stop_instead(&go) {
+            self.ready = Some(stop);
+            return Ok(());
+        }
+        for (id, action) in go {
+            let step = action == ResumeAction::Step;
+            let soft = (!self.soft_watch.is_empty())
+                .then(|| SoftWatching { old: self.watched_values(id), gdb_step: step });
+            self.resume_one(id, step, soft)?;
+        }
+        Ok(())
+    }
+
+    /// Why nothing runs at this resume, as the stop to report: a breakpoint accepted but not
+    /// honoured (see [`super::refusals`]), a stop that happened while gdb looked at another one,
+    /// or no vCPU to run.
+    fn stop_instead(&mut self, go: &[(usize, ResumeAction)]) -> Option<StopReply> {
+        if self.refusals.explain_at_resume() {
+            let id = if self.is_paused(self.current) { self.current } else { self.first_live().unwrap_or(0) };
+            return Some(signal(id, Signal::SIGTRAP));
+        }
+        if let Some(pos) = self.pending.iter().position(|(id, _)| go.iter().any(|(g, _)| g == id)) {
+            let (id, r) = self.pending.remove(pos)?;
+            self.current = id;
+            return Some(r);
+        }
+        if go.is_empty() {
+            return Some(match self.first_live() {
+                Some(id) => signal(id, Signal::SIGTRAP),
+                None => StopReply::Exited(self.exit_code()),
+            });
+        }
+        None
+    }
+
+    /// Lets one paused vCPU run (or step) with the current breakpoints loaded.
+    fn resume_one(&mut self, id: usize, step: bool, soft: Option<SoftWatching>) -> Result<(), DebugError> {
+        let s = self.state(id)?;
+        let with = ResumeWith {
+            // Watching writes without data breakpoints means stepping and comparing.
+            step: step || soft.is_some(),
+            // Hold interrupts back for gdb's own steps only: a whole `continue` made of steps
+            // must still see the timer.
+            block_irq: self.caps.block_irq && step,
+            debugreg: self.breakpoints.debugreg(s.sregs.cs.base, address_mask(&s)),
+            int3: self.breakpoints.int3_linear(id),
+            detached: false,
+        };
+        let sent = self.vcpus.resume(id, with);
+        let Some(v) = self.views.get_mut(id) else { return Ok(()) };
+        v.cache = None;
+        v.soft = soft;
+        v.run = if sent { Run::Running } else { Run::Ended };
+        Ok(())
+    }
+
+    // ----- write watchpoints by single-stepping -----
+
+    /// The current bytes of every stepping-emulated watchpoint, as vCPU `id` sees them.
+    fn watched_values(&mut self, id: usize) -> Vec<Option<Vec<u8>>> {
+        let regions: Vec<(u64, u64)> = self.soft_watch.clone();
+        regions
+            .into_iter()
+            .map(|(addr, len)| {
+                let linear = self.linear(id, addr).ok()?;
+                self.read_linear(id, linear, usize::try_from(len).ok()?).ok()
+            })
+            .collect()
+    }
+
+    /// After one emulation step of vCPU `id`: the watch that changed, or None (then it steps on).
+    fn soft_watch_step(&mut self, id: usize, soft: SoftWatching) -> Option<StopReply> {
+        let now = self.watched_values(id);
+        let changed = now.iter().zip(&soft.old).position(|(new, old)| new != old);
+        if let Some(i) = changed {
+            let addr = self.soft_watch.get(i).map(|w| w.0).unwrap_or_default();
+            return Some(StopReply::Watch { tid: tid(id), kind: WatchKind::Write, addr });
+        }
+        if soft.gdb_step {
+            return Some(signal(id, Signal::SIGTRAP));
+        }
+        if self.stopping {
+            return None; // it stays paused: everything is being stopped
+        }
+        match self.resume_one(id, false, Some(soft)) {
+            Ok(()) => None,
+            Err(e) => {
+                log::warn!("gdb: vCPU {id}: {e}");
+                Some(signal(id, Signal::SIGTRAP))
+            }
+        }
+    }
+
+    // ----- sessions -----
+
+    /// The end of a session: every breakpoint out, every vCPU told to `Detach` (run on, until
+    /// the guest ends or the next gdb pauses it) or to `Stop`.
+    pub fn finish(&mut self, stop_guest: bool) {
+        self.stop_all();
+        for p in self.breakpoints.take_all_int3() {
+            if let Err(e) = self.write_linear(p.vcpu, p.linear, vec![p.saved]) {
+                log::warn!("gdb: cannot remove the int3 at {:#x}: {e}", p.linear);
+            }
+        }
+        self.breakpoints.clear_slots();
+        self.soft_watch.clear();
+        self.refusals.clear();
+        self.pending.clear();
+        self.ready = None;
+        self.release_paused(if stop_guest { Release::Stop } else { Release::Detach });
+    }
+
+    /// Lets go of every paused vCPU. One that did not stop in time is left alone: it pauses when
+    /// it gets to it, and is released then ([`Debugger::release_paused`] again, while no gdb is
+    /// attached), so each pause gets exactly one release.
+    pub fn release_paused(&mut self, how: Release) {
+        for id in 0..self.views.len() {
+            if !self.is_paused(id) {
+                continue;
+            }
+            self.vcpus.release(id, how);
+            if let Some(v) = self.views.get_mut(id) {
+                v.run = Run::Running;
+                v.cache = None;
+                v.action = None;
+                v.soft = None;
+            }
+        }
+    }
+
+    /// A new gdb connected: every vCPU that runs on from the last session is paused (all-stop),
+    /// and gdb is told about the first one.
+    pub fn attach(&mut self) {
+        self.note_events();
+        self.stop_all();
+        self.pending.clear();
+        self.lock_scheduler = false;
+        let first = self.live().find(|&id| self.is_paused(id));
+        self.current = first.unwrap_or(0);
+    }
+}
+
+fn fault_signal(f: &Fault) -> Signal {
+    match f {
+        Fault::TripleFault => Signal::SIGSEGV,
+        Fault::UnknownHypercall(_) => Signal::SIGSYS,
+        Fault::InternalError(_) | Fault::FailedEntry(_) => Signal::SIGILL,
+        Fault::Unhandled(_) | Fault::SystemEvent(_) => Signal::SIGABRT,
+    }
+}
