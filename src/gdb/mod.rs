@@ -77,6 +77,9 @@ pub mod target;
 pub mod tdesc64;
 pub mod vcpus;
 
+#[cfg(test)]
+mod fake_vcpus;
+
 pub use debugger::Caps;
 pub use session::SessionEnd;
 pub use vcpus::VcpuHandle;

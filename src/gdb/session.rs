@@ -92,7 +92,8 @@ pub fn run(dbg: &mut Debugger, stream: TcpStream, controls: &[Arc<VcpuControl>],
 /// [`conn::MAX_PACKET`] bytes that never grows (the size gdb is told in `PacketSize`).
 fn drive(dbg: &mut Debugger, conn: GdbConn, wake: &EventFd) -> Result<SessionEnd, Broken> {
     let mut packet = vec![0u8; conn::MAX_PACKET];
-    let stub = GdbStubBuilder::new(conn).with_packet_buffer(&mut packet).build().map_err(|e| Broken::Stub(e.to_string()))?;
+    let stub =
+        GdbStubBuilder::new(conn).with_packet_buffer(&mut packet).build().map_err(|e| Broken::Stub(e.to_string()))?;
     let mut sm = stub.run_state_machine(dbg)?;
     loop {
         sm = match sm {

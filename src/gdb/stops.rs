@@ -240,8 +240,8 @@ impl Debugger {
         }
         for (id, action) in go {
             let step = action == ResumeAction::Step;
-            let soft = (!self.soft_watch.is_empty())
-                .then(|| SoftWatching { old: self.watched_values(id), gdb_step: step });
+            let soft =
+                (!self.soft_watch.is_empty()).then(|| SoftWatching { old: self.watched_values(id), gdb_step: step });
             self.resume_one(id, step, soft)?;
         }
         Ok(())
@@ -382,5 +382,335 @@ fn fault_signal(f: &Fault) -> Signal {
         Fault::UnknownHypercall(_) => Signal::SIGSYS,
         Fault::InternalError(_) | Fault::FailedEntry(_) => Signal::SIGILL,
         Fault::Unhandled(_) | Fault::SystemEvent(_) => Signal::SIGABRT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The state machine as a table: what the vCPUs report (and what gdb asks) in, the stop
+    //! replies gdb gets and what the vCPUs were told out. The vCPUs are a fake
+    //! ([`crate::gdb::fake_vcpus`]): a running fake vCPU that is asked to pause reports `Paused`
+    //! at once, unless the row makes it stuck.
+
+    use super::*;
+    use crate::gdb::breakpoints::Origin;
+    use crate::gdb::debugger::Caps;
+    use crate::gdb::fake_vcpus::{FakeVcpus, Shared};
+    use crate::gdb::refusals::Request;
+    use crate::x86::debugreg::DR6_BS;
+    use std::sync::{Arc, Mutex};
+    use ResumeAction::{Continue, Step as StepOnce};
+
+    /// One step of a row.
+    enum Step {
+        /// gdb's `vCont`: these vCPUs go on so (the others continue, as gdb's default).
+        Go(&'static [(usize, ResumeAction)]),
+        /// `set scheduler-locking step`, then a `vCont` that names these vCPUs only.
+        GoLocked(&'static [(usize, ResumeAction)]),
+        /// vCPU N reports this.
+        Report(usize, DebugEvent),
+        /// gdb waits for a stop: the reply it gets now (None: none yet, gdb keeps waiting).
+        Wait(Option<StopReply>),
+        /// Ctrl-C: the reply.
+        CtrlC(StopReply),
+        /// `hbreak` at this address (debug register slot 0 first).
+        HBreak(u64),
+        /// `watch` on one byte here, by a debug register.
+        Watch(u64),
+        /// `watch` on one byte here, where KVM ignores data breakpoints: by single-stepping.
+        SoftWatch(u64),
+        /// The guest writes this byte to memory.
+        Poke(u64, u8),
+        /// A breakpoint accepted but not honoured (see `refusals`).
+        Refused,
+        /// vCPU N does not stop when asked.
+        Stuck(usize),
+        /// The session ends: `detach` (false) or `kill` (true).
+        Finish(bool),
+        /// A new gdb attaches.
+        Attach,
+        /// What gdb's screen showed before the stops so far includes this.
+        Says(&'static str),
+        /// `break` at this address, in a debug register.
+        Break(u64),
+    }
+    use Step::*;
+
+    struct Row {
+        name: &'static str,
+        vcpus: usize,
+        steps: Vec<Step>,
+        /// What the vCPUs were told, in order.
+        told: &'static [&'static str],
+    }
+
+    fn t(id: usize) -> gdbstub::common::Tid {
+        tid(id)
+    }
+    fn trap(id: usize) -> StopReply {
+        signal(id, Signal::SIGTRAP)
+    }
+    fn hw(id: usize) -> StopReply {
+        StopReply::HwBreak(t(id))
+    }
+    fn sigint(id: usize) -> StopReply {
+        signal(id, Signal::SIGINT)
+    }
+    /// A debug exit: 1 is #DB (with DR6), 3 is #BP (int3).
+    fn db(exception: u32, dr6: u64) -> DebugEvent {
+        DebugEvent::Debug { exception, pc: 0, dr6 }
+    }
+    const B0: u64 = 1;
+    fn ended() -> DebugEvent {
+        DebugEvent::Ended(VcpuEnd::Done("hlt"))
+    }
+    fn faulted_end() -> DebugEvent {
+        DebugEvent::Ended(VcpuEnd::Fault { fault: Fault::TripleFault, report: String::new(), long_mode: false })
+    }
+
+    fn rows() -> Vec<Row> {
+        let watch = |addr| StopReply::Watch { tid: t(0), kind: WatchKind::Write, addr };
+        vec![
+            Row {
+                name: "continue, then a breakpoint",
+                vcpus: 1,
+                steps: vec![HBreak(0x10), Go(&[(0, Continue)]), Wait(None), Report(0, db(1, B0)), Wait(Some(hw(0)))],
+                told: &["resume 0 continue dr0=0x10"],
+            },
+            Row {
+                name: "a step",
+                vcpus: 1,
+                steps: vec![Go(&[(0, StepOnce)]), Report(0, db(1, DR6_BS)), Wait(Some(trap(0)))],
+                told: &["resume 0 step"],
+            },
+            Row {
+                name: "a #DB none of ours explains (the guest's own) is a SIGTRAP",
+                vcpus: 1,
+                steps: vec![Go(&[]), Report(0, db(1, B0)), Wait(Some(trap(0)))],
+                told: &["resume 0 continue"],
+            },
+            Row {
+                name: "`break` in a debug register is reported as a software breakpoint",
+                vcpus: 1,
+                steps: vec![Break(0x10), Go(&[]), Report(0, db(1, B0)), Wait(Some(StopReply::SwBreak(t(0))))],
+                told: &["resume 0 continue dr0=0x10"],
+            },
+            Row {
+                name: "an int3 of the debugger's",
+                vcpus: 1,
+                steps: vec![Go(&[]), Report(0, db(3, 0)), Wait(Some(StopReply::SwBreak(t(0))))],
+                told: &["resume 0 continue"],
+            },
+            Row {
+                name: "Ctrl-C while running",
+                vcpus: 1,
+                steps: vec![Go(&[(0, Continue)]), CtrlC(sigint(0))],
+                told: &["resume 0 continue", "pause 0"],
+            },
+            Row {
+                name: "Ctrl-C while vCPU 0 waits for input and vCPU 1 runs; then input comes and both end",
+                vcpus: 2,
+                steps: vec![
+                    Go(&[]),
+                    CtrlC(sigint(0)),
+                    Go(&[]),
+                    Report(0, ended()),
+                    Wait(None),
+                    Report(1, ended()),
+                    Wait(Some(StopReply::Exited(0))),
+                ],
+                told: &[
+                    "resume 0 continue",
+                    "resume 1 continue",
+                    "pause 0",
+                    "pause 1",
+                    "resume 0 continue",
+                    "resume 1 continue",
+                ],
+            },
+            Row {
+                name: "a guest fault stops with its signal and says why; continue ends the run",
+                vcpus: 1,
+                steps: vec![
+                    Go(&[]),
+                    Report(0, DebugEvent::Faulted(Fault::TripleFault)),
+                    Wait(Some(signal(0, Signal::SIGSEGV))),
+                    Says("triple fault"),
+                    Go(&[]),
+                    Report(0, faulted_end()),
+                    Wait(Some(StopReply::Exited(1))),
+                ],
+                told: &["resume 0 continue", "resume 0 continue"],
+            },
+            Row {
+                name: "the guest ends",
+                vcpus: 1,
+                steps: vec![Go(&[]), Report(0, ended()), Wait(Some(StopReply::Exited(0)))],
+                told: &["resume 0 continue"],
+            },
+            Row {
+                name: "a watchpoint in a debug register",
+                vcpus: 1,
+                steps: vec![Watch(0x2a), Go(&[]), Report(0, db(1, B0)), Wait(Some(watch(0x2a)))],
+                told: &["resume 0 continue dr0=0x2a"],
+            },
+            Row {
+                name: "a watchpoint by single-stepping: quiet steps until the byte changes",
+                vcpus: 1,
+                steps: vec![
+                    SoftWatch(0x2a),
+                    Go(&[]),
+                    Report(0, db(1, DR6_BS)),
+                    Wait(None),
+                    Poke(0x2a, 1),
+                    Report(0, db(1, DR6_BS)),
+                    Wait(Some(watch(0x2a))),
+                ],
+                told: &["resume 0 step", "resume 0 step"],
+            },
+            Row {
+                name: "gdb's own step while single-stepping for a watchpoint is reported",
+                vcpus: 1,
+                steps: vec![SoftWatch(0x2a), Go(&[(0, StepOnce)]), Report(0, db(1, DR6_BS)), Wait(Some(trap(0)))],
+                told: &["resume 0 step"],
+            },
+            Row {
+                name: "vCPU 1 stops: vCPU 0 is paused too (all-stop)",
+                vcpus: 2,
+                steps: vec![HBreak(0x10), Go(&[]), Report(1, db(1, B0)), Wait(Some(hw(1)))],
+                told: &["resume 0 continue dr0=0x10", "resume 1 continue dr0=0x10", "pause 0"],
+            },
+            Row {
+                name: "two vCPUs stop at once: the second stop comes at the next continue, nothing runs",
+                vcpus: 2,
+                steps: vec![
+                    HBreak(0x10),
+                    Go(&[]),
+                    Report(0, db(1, B0)),
+                    Report(1, db(1, B0)),
+                    Wait(Some(hw(0))),
+                    Go(&[]),
+                    Wait(Some(hw(1))),
+                ],
+                told: &["resume 0 continue dr0=0x10", "resume 1 continue dr0=0x10", "pause 1"],
+            },
+            Row {
+                name: "a vCPU that does not stop: gdb is answered without it",
+                vcpus: 2,
+                steps: vec![Stuck(1), Go(&[]), Report(0, db(1, DR6_BS)), Wait(Some(trap(0)))],
+                told: &["resume 0 continue", "resume 1 continue", "pause 1"],
+            },
+            Row {
+                name: "scheduler locking: only the named vCPU steps",
+                vcpus: 2,
+                steps: vec![GoLocked(&[(1, StepOnce)]), Report(1, db(1, DR6_BS)), Wait(Some(trap(1)))],
+                told: &["resume 1 step"],
+            },
+            Row {
+                name: "a refused breakpoint: nothing runs, gdb hears why",
+                vcpus: 1,
+                steps: vec![Refused, Go(&[]), Wait(Some(trap(0))), Says("cannot honour")],
+                told: &[],
+            },
+            Row {
+                name: "detach: breakpoints out, every vCPU runs on",
+                vcpus: 2,
+                steps: vec![HBreak(0x10), Go(&[]), Report(0, db(1, B0)), Wait(Some(hw(0))), Finish(false)],
+                told: &["resume 0 continue dr0=0x10", "resume 1 continue dr0=0x10", "pause 1", "detach 0", "detach 1"],
+            },
+            Row {
+                name: "detach, then a new gdb attaches: all-stop again, then continue without the old breakpoints",
+                vcpus: 1,
+                steps: vec![
+                    HBreak(0x10),
+                    Finish(false),
+                    Attach,
+                    Go(&[]),
+                    Report(0, ended()),
+                    Wait(Some(StopReply::Exited(0))),
+                ],
+                told: &["detach 0", "pause 0", "resume 0 continue"],
+            },
+            Row {
+                name: "kill: every vCPU is stopped",
+                vcpus: 2,
+                steps: vec![Finish(true)],
+                told: &["stop 0", "stop 1"],
+            },
+            Row {
+                name: "a vCPU that ends while another stops is no stop of its own",
+                vcpus: 2,
+                steps: vec![
+                    Go(&[]),
+                    Report(0, ended()),
+                    Report(1, db(1, DR6_BS)),
+                    Wait(Some(trap(1))),
+                    Go(&[]),
+                    Wait(None),
+                ],
+                told: &["resume 0 continue", "resume 1 continue", "resume 1 continue"],
+            },
+        ]
+    }
+
+    fn run(row: &Row) {
+        let fake = FakeVcpus::new(row.vcpus);
+        let shared: Arc<Mutex<Shared>> = fake.shared.clone();
+        let caps = Caps { int3: false, block_irq: false, data_breakpoints: true };
+        let mut dbg = Debugger::new(Box::new(fake), caps, None);
+        dbg.patience = Duration::from_millis(20);
+        let mut said = String::new();
+        for (n, step) in row.steps.iter().enumerate() {
+            let at = format!("row `{}`, step {n}", row.name);
+            match step {
+                Go(actions) | GoLocked(actions) => {
+                    dbg.clear_actions();
+                    dbg.lock_scheduler = matches!(step, GoLocked(_));
+                    actions.iter().for_each(|&(id, a)| dbg.set_action(id, a));
+                    dbg.resume_all().unwrap_or_else(|e| panic!("{at}: {e}"));
+                }
+                Report(id, ev) => shared.lock().unwrap().report(*id, ev.clone()),
+                Wait(want) => {
+                    assert_eq!(dbg.take_events(), *want, "{at}");
+                    said += &dbg.refusals.take_messages().concat();
+                }
+                CtrlC(want) => assert_eq!(dbg.interrupt(), *want, "{at}"),
+                HBreak(addr) => assert!(dbg.breakpoints.add_exec(*addr, Origin::HBreak).is_ok(), "{at}"),
+                Watch(addr) => assert!(dbg.breakpoints.add_watch(*addr, 1, WatchKind::Write).is_ok(), "{at}"),
+                SoftWatch(addr) => dbg.soft_watch.push((*addr, 1)),
+                Poke(addr, b) => shared.lock().unwrap().ram[*addr as usize] = *b,
+                Refused => assert!(dbg.refusals.refuse(Request::RWatch, 0x2a, 1, "cannot honour".into())),
+                Stuck(id) => shared.lock().unwrap().stuck[*id] = true,
+                Finish(kill) => dbg.finish(*kill),
+                Attach => dbg.attach(),
+                Says(text) => assert!(said.contains(text), "{at}: gdb's screen lacks `{text}`: {said}"),
+                Break(addr) => assert!(dbg.breakpoints.add_exec(*addr, Origin::Break).is_ok(), "{at}"),
+            }
+        }
+        assert_eq!(shared.lock().unwrap().log, row.told, "row `{}`: what the vCPUs were told", row.name);
+    }
+
+    #[test]
+    fn event_sequences_give_the_stop_replies_gdb_expects() {
+        let rows = rows();
+        assert!(rows.len() >= 12);
+        for row in &rows {
+            run(row);
+        }
+    }
+
+    #[test]
+    fn after_detach_the_breakpoints_are_gone_and_a_reattach_starts_clean() {
+        let fake = FakeVcpus::new(1);
+        let shared = fake.shared.clone();
+        let mut dbg = Debugger::new(Box::new(fake), Caps::default(), None);
+        dbg.breakpoints.add_exec(0x10, Origin::HBreak).unwrap();
+        dbg.finish(false);
+        assert!(dbg.breakpoints.is_empty());
+        assert!(!dbg.is_paused(0), "a detached vCPU runs");
+        dbg.attach();
+        assert!(dbg.is_paused(0), "a new gdb pauses it");
+        assert_eq!(dbg.current, 0);
+        assert_eq!(shared.lock().unwrap().log, ["detach 0", "pause 0"]);
     }
 }
