@@ -6,7 +6,7 @@
 //! moment: gdb is told of one, the other's stop waits in `pending` and is reported at the next
 //! resume instead of running anything.
 //!
-//! Per vCPU the states are those of [`Run`]: `Paused` (answers requests) → `Running` (on a
+//! Per vCPU the states are those of `Run` (in [`super::debugger`]): `Paused` (answers requests) → `Running` (on a
 //! resume) → `Paused` again on a [`DebugEvent`], or `Ended`. The vCPUs are reached through the
 //! [`Vcpus`](super::vcpus::Vcpus) trait, so the table test at the end drives this machine with a
 //! fake: a sequence of events in, the stop replies gdb would get out.
