@@ -7,7 +7,9 @@
 //! shape, monitor commands, `qXfer` offsets), mutated bodies, bad checksums, binary garbage,
 //! packets over the size limit and stray Ctrl-C bytes and nacks. A session ends in one of many ways:
 //! a disconnect in the middle of a packet, right after a step or a continue, `D`, `k`, SIGTERM, or a
-//! client that stops reading its replies. Every minikvm must end within its limit with a documented
+//! client that stops reading its replies; one session in three whose first client left the guest
+//! running has a second client reconnect (the stub listens again after a detach or a lost
+//! connection) and fuzz on. Every minikvm must end within its limit with a documented
 //! status and no panic ([`common::fuzz::contained`]), and none may grow past 64 MiB resident.
 //!
 //! A case here is one packet the stub answered: `cargo test` runs sessions until 2,000 replies have
@@ -41,6 +43,9 @@ const DEFAULT_PACKETS: usize = 2000;
 const SESSION_PACKETS: usize = 80;
 /// What minikvm gets as --timeout (it counts from the end of the session).
 const GUEST_TIMEOUT: &str = "0.2";
+/// The same for sessions whose client reconnects: the second client connects well within it (a
+/// reattach stops the count again).
+const RECONNECT_TIMEOUT: &str = "1";
 /// The longest a session's minikvm may take to end after the client is done: the stub's write
 /// timeout (5 s), its all-stop patience (3 s), the guest's timeout, and room for a loaded machine.
 const END_LIMIT: Duration = Duration::from_secs(30);
@@ -283,9 +288,9 @@ struct Session {
     stderr: Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
-fn start(guests: &[&str], open_stdin: bool) -> Session {
+fn start(guests: &[&str], open_stdin: bool, timeout: &str) -> Session {
     let mut child = common::minikvm_std()
-        .args(["--gdb", "0", "--timeout", GUEST_TIMEOUT])
+        .args(["--gdb", "0", "--timeout", timeout])
         .args(guests)
         .stdin(if open_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::null())
@@ -355,14 +360,52 @@ struct Outcome {
     status: Option<i32>,
     /// Why the stub ended the session, as its stderr says (`lost gdb (WHY)`), if it did.
     lost: Option<String>,
+    /// A second client connected after the first one's session ended.
+    reconnected: bool,
     failure: Option<String>,
     transcript: Vec<u8>,
 }
 
-/// Runs one session with its own generator.
+/// Whether a session ending leaves the guest running and the stub listening for the next client.
+fn leaves_the_guest_running(ending: Ending) -> bool {
+    !matches!(ending, Ending::Kill | Ending::Sigterm)
+}
+
+/// Runs one session with its own generator: one client, or (one session in three) a client whose
+/// session ends with the guest running on, then a second client that reconnects.
 fn session(rng: &mut fastrand::Rng, replies: &Arc<AtomicUsize>) -> Outcome {
     let guests = *pick(rng, GUESTS);
     let open_stdin = rng.u8(..4) == 0;
+    let first = ending(rng);
+    let reconnect = leaves_the_guest_running(first) && rng.u8(..3) == 0;
+    // A reconnecting client needs the run to outlast the moment between its two sessions.
+    let mut s = start(guests, open_stdin, if reconnect { RECONNECT_TIMEOUT } else { GUEST_TIMEOUT });
+    let mut out = Outcome {
+        sent: 0,
+        ending: first,
+        status: None,
+        lost: None,
+        reconnected: false,
+        failure: None,
+        transcript: Vec::new(),
+    };
+    if !client(rng, &s, first, replies, &mut out) {
+        out.failure = Some(format!("cannot connect to port {} ({guests:?})", s.port));
+        let _ = s.child.kill();
+        return out;
+    }
+    if reconnect {
+        out.ending = ending(rng);
+        // The guest may have ended meanwhile (then nobody listens): that is no failure.
+        out.reconnected = client(rng, &s, out.ending, replies, &mut out);
+    }
+    drop(s.child.stdin.take());
+    finish(&mut s, &mut out);
+    out
+}
+
+/// How a client's session ends.
+fn ending(rng: &mut fastrand::Rng) -> Ending {
     let ending = *pick(
         rng,
         &[
@@ -379,13 +422,18 @@ fn session(rng: &mut fastrand::Rng, replies: &Arc<AtomicUsize>) -> Outcome {
         ],
     );
     // A client that stops reading costs the stub's write timeout (5 s): one session in 150.
-    let ending = if rng.u8(..150) == 0 { Ending::StopReading } else { ending };
-    let mut s = start(guests, open_stdin);
-    let mut out = Outcome { sent: 0, ending, status: None, lost: None, failure: None, transcript: Vec::new() };
+    if rng.u8(..150) == 0 {
+        Ending::StopReading
+    } else {
+        ending
+    }
+}
+
+/// One client: connects, sends packets, ends as `ending` says and closes. False if it could not
+/// connect.
+fn client(rng: &mut fastrand::Rng, s: &Session, ending: Ending, replies: &Arc<AtomicUsize>, out: &mut Outcome) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", s.port)) else {
-        out.failure = Some(format!("cannot connect to port {} ({guests:?})", s.port));
-        let _ = s.child.kill();
-        return out;
+        return false;
     };
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -398,13 +446,13 @@ fn session(rng: &mut fastrand::Rng, replies: &Arc<AtomicUsize>) -> Outcome {
         stream.write_all(bytes).is_ok()
     };
     if rng.u8(..4) != 0 {
-        send(&packet(b"qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386"), &mut out);
+        send(&packet(b"qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386"), out);
         out.sent += 1;
     }
-    let n = rng.usize(SESSION_PACKETS / 2..=SESSION_PACKETS);
+    let n = out.sent + rng.usize(SESSION_PACKETS / 2..=SESSION_PACKETS);
     while out.sent < n {
         let bytes = wire(rng);
-        if !send(&bytes, &mut out) {
+        if !send(&bytes, out) {
             break; // the stub closed the session (a packet over the limit, a `k`, …)
         }
         out.sent += 1;
@@ -412,45 +460,55 @@ fn session(rng: &mut fastrand::Rng, replies: &Arc<AtomicUsize>) -> Outcome {
             thread::sleep(Duration::from_millis(rng.u64(..5)));
         }
     }
+    end_session(rng, s, ending, &reading, &mut send, out);
+    out.sent += 1; // the ending's packet
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    drop(stream);
+    drop(reading);
+    let _ = reader.join();
+    true
+}
+
+/// What the client does last.
+fn end_session(
+    rng: &mut fastrand::Rng,
+    s: &Session,
+    ending: Ending,
+    reading: &std::sync::atomic::AtomicBool,
+    send: &mut dyn FnMut(&[u8], &mut Outcome) -> bool,
+    out: &mut Outcome,
+) {
     match ending {
         Ending::MidPacket => {
             let p = packet(&command(rng));
             let cut = rng.usize(1..p.len());
-            send(&p[..cut], &mut out);
+            send(&p[..cut], out);
         }
         Ending::MidStep => {
             let steps: &[&[u8]] = &[b"s", b"vCont;s:1", b"vCont;s:1;c"];
-            send(&packet(pick::<&[u8]>(rng, steps)), &mut out);
+            send(&packet(pick::<&[u8]>(rng, steps)), out);
         }
         Ending::MidContinue => {
             let continues: &[&[u8]] = &[b"c", b"vCont;c", b"vCont;c:2;s:1"];
-            send(&packet(pick::<&[u8]>(rng, continues)), &mut out);
+            send(&packet(pick::<&[u8]>(rng, continues)), out);
         }
         Ending::Detach => {
-            send(&packet(b"D"), &mut out);
+            send(&packet(b"D"), out);
         }
         Ending::Kill => {
-            send(&packet(b"k"), &mut out);
+            send(&packet(b"k"), out);
         }
         Ending::StopReading => {
             reading.store(false, Ordering::Relaxed);
             let flood: Vec<u8> = (0..64).flat_map(|_| packet(b"m0,1000")).collect();
             let started = Instant::now();
-            while started.elapsed() < END_LIMIT && send(&flood, &mut out) {}
+            while started.elapsed() < END_LIMIT && send(&flood, out) {}
         }
         Ending::Sigterm => {
             let _ = std::process::Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status();
         }
         Ending::Close => {}
     }
-    out.sent += 1; // the ending's packet
-    let _ = stream.shutdown(std::net::Shutdown::Both);
-    drop(stream);
-    drop(reading);
-    let _ = reader.join();
-    drop(s.child.stdin.take());
-    finish(&mut s, &mut out);
-    out
 }
 
 /// Waits for the session's minikvm within [`END_LIMIT`] and judges how it ended.
@@ -488,6 +546,7 @@ fn random_and_mutated_gdb_packets_never_crash_hang_or_bloat_minikvm() {
     let replies = Arc::new(AtomicUsize::new(0));
     let mut sent = 0;
     let mut sessions = 0;
+    let mut reconnected = 0;
     let mut failures = Vec::new();
     let mut statuses: BTreeMap<i32, usize> = BTreeMap::new();
     let mut endings: BTreeMap<String, usize> = BTreeMap::new();
@@ -496,6 +555,7 @@ fn random_and_mutated_gdb_packets_never_crash_hang_or_bloat_minikvm() {
         let mut rng = run.case_rng(sessions);
         let out = session(&mut rng, &replies);
         sent += out.sent;
+        reconnected += usize::from(out.reconnected);
         *statuses.entry(out.status.unwrap_or(-1)).or_default() += 1;
         *endings.entry(format!("{:?}", out.ending)).or_default() += 1;
         if let Some(why) = &out.lost {
@@ -508,7 +568,7 @@ fn random_and_mutated_gdb_packets_never_crash_hang_or_bloat_minikvm() {
         sessions += 1;
     }
     eprintln!(
-        "fuzz gdb: {sessions} sessions, {sent} packets sent, {} replies received; exit statuses {statuses:?}; endings {endings:?}",
+        "fuzz gdb: {sessions} sessions ({reconnected} with a second client that reconnected), {sent} packets sent, {} replies received; exit statuses {statuses:?}; endings {endings:?}",
         replies.load(Ordering::Relaxed)
     );
     eprintln!("fuzz gdb: sessions the stub ended, by reason: {lost:?}");

@@ -706,6 +706,65 @@ fn a_gdb_killed_mid_session_leaves_the_guest_running_to_its_end() {
     assert!(err.contains("lost gdb"), "{err}");
 }
 
+/// The first line hctest prints, before it waits in GETCHAR for a line.
+const HCTEST_PROMPT: &str = "hypercall test: PUTCHAR works, reading a line with GETCHAR\n";
+
+/// A second gdb attached to a paused hctest: the vCPU was stopped in its GETCHAR loop (not at its
+/// first instruction), its registers readable.
+fn assert_stopped_in_hctest(t: &str) {
+    assert!(t.contains("Thread 1.1 (vCPU 0: hctest)"), "{t}");
+    let values = printed_values(t);
+    let size = std::fs::metadata(bin("hctest")).unwrap().len();
+    assert!(values.len() == 2 && values[0] > 0 && values[0] < size && values[1] == 0, "{t}");
+}
+
+/// Issue 10: after `detach` a new `target remote` sat 12–20 s and timed out. Now the stub listens
+/// again: the guest runs on meanwhile (it prints and waits for input), and the next gdb pauses it
+/// where it is.
+#[test]
+fn after_detach_a_new_gdb_attaches_where_the_guest_runs_on() {
+    if skip("reattach") {
+        return;
+    }
+    let mut vm = Vm::start(&["hctest"]);
+    let first = gdb(&vm, &["info registers eip", "detach"]);
+    assert!(first.contains("eip            0x0"), "{first}");
+    assert!(first.contains("[Inferior 1 (process 1) detached]"), "{first}");
+    vm.stdout.wait_for(HCTEST_PROMPT);
+    let second = gdb(&vm, &["info threads", "p/x $pc", "p $cs", "detach"]);
+    assert_stopped_in_hctest(&second);
+    assert!(second.contains("[Inferior 1 (process 1) detached]"), "{second}");
+    vm.type_in(b"hi there\n");
+    let (code, out, err) = vm.finish();
+    assert_eq!(out, format!("{HCTEST_PROMPT}echo: hi there\n"), "{err}");
+    assert_eq!(code, OK, "{err}");
+    assert_eq!(err.matches("minikvm: gdb connected from").count(), 2, "{err}");
+    assert!(!err.contains("turned away"), "{err}");
+}
+
+/// The same after a lost connection (gdb killed at its prompt): the guest runs on, and a new gdb
+/// attaches and can end the run.
+#[test]
+fn after_a_gdb_is_killed_a_new_gdb_attaches_and_kills() {
+    if skip("reattach after lost") {
+        return;
+    }
+    let vm = Vm::start(&["hctest"]);
+    let g = Gdb::spawn(&vm, &["stepi", "shell echo READY; sleep 600"]);
+    g.stdout.wait_for("READY");
+    let mut child = g.child;
+    child.kill().unwrap();
+    let _ = child.wait();
+    vm.stderr.wait_for("lost gdb");
+    vm.stdout.wait_for(HCTEST_PROMPT);
+    let second = gdb(&vm, &["info threads", "p/x $pc", "p $cs", "kill"]);
+    assert_stopped_in_hctest(&second);
+    let (code, out, err) = vm.finish();
+    assert_eq!(code, STOPPED, "{err}");
+    assert_eq!(out, HCTEST_PROMPT, "{err}");
+    assert!(err.contains("killed from gdb"), "{err}");
+}
+
 #[test]
 fn sigterm_while_waiting_for_gdb_ends_minikvm() {
     let vm = Vm::start(&["hello"]);
