@@ -37,6 +37,7 @@
 
 use super::layout::GuestRegs;
 use super::regs::{Feature, X86RegId, REGISTERS};
+use crate::x86::control_bits::{CR0, CR4, EFER};
 use crate::x86::mode::CpuMode;
 use core::fmt::Write as _;
 use gdbstub::arch::Arch;
@@ -171,51 +172,19 @@ pub(super) const SSE_TYPES: &str = r#"    <vector id="v4f" type="ieee_single" co
 "#;
 
 /// Type definitions of our `org.minikvm.sys` feature: named bits for CR0,
-/// CR4 and EFER, so `info registers cr0` prints e.g. `[ PE ET PG ]`.
-pub(super) const SYS_TYPES: &str = r#"    <flags id="minikvm_cr0" size="8">
-      <field name="PE" start="0" end="0"/>
-      <field name="MP" start="1" end="1"/>
-      <field name="EM" start="2" end="2"/>
-      <field name="TS" start="3" end="3"/>
-      <field name="ET" start="4" end="4"/>
-      <field name="NE" start="5" end="5"/>
-      <field name="WP" start="16" end="16"/>
-      <field name="AM" start="18" end="18"/>
-      <field name="NW" start="29" end="29"/>
-      <field name="CD" start="30" end="30"/>
-      <field name="PG" start="31" end="31"/>
-    </flags>
-    <flags id="minikvm_cr4" size="8">
-      <field name="VME" start="0" end="0"/>
-      <field name="PVI" start="1" end="1"/>
-      <field name="TSD" start="2" end="2"/>
-      <field name="DE" start="3" end="3"/>
-      <field name="PSE" start="4" end="4"/>
-      <field name="PAE" start="5" end="5"/>
-      <field name="MCE" start="6" end="6"/>
-      <field name="PGE" start="7" end="7"/>
-      <field name="PCE" start="8" end="8"/>
-      <field name="OSFXSR" start="9" end="9"/>
-      <field name="OSXMMEXCPT" start="10" end="10"/>
-      <field name="UMIP" start="11" end="11"/>
-      <field name="LA57" start="12" end="12"/>
-      <field name="VMXE" start="13" end="13"/>
-      <field name="FSGSBASE" start="16" end="16"/>
-      <field name="PCIDE" start="17" end="17"/>
-      <field name="OSXSAVE" start="18" end="18"/>
-      <field name="SMEP" start="20" end="20"/>
-      <field name="SMAP" start="21" end="21"/>
-      <field name="PKE" start="22" end="22"/>
-    </flags>
-    <flags id="minikvm_efer" size="8">
-      <field name="SCE" start="0" end="0"/>
-      <field name="LME" start="8" end="8"/>
-      <field name="LMA" start="10" end="10"/>
-      <field name="NXE" start="11" end="11"/>
-      <field name="SVME" start="12" end="12"/>
-      <field name="FFXSR" start="14" end="14"/>
-    </flags>
-"#;
+/// CR4 and EFER, so `info registers cr0` prints e.g. `[ PE ET PG ]`. The
+/// names come from the one table of them, [`crate::x86::control_bits`].
+pub(super) fn sys_types() -> String {
+    let mut xml = String::new();
+    for (id, table) in [("minikvm_cr0", CR0), ("minikvm_cr4", CR4), ("minikvm_efer", EFER)] {
+        let _ = writeln!(xml, "    <flags id=\"{id}\" size=\"8\">");
+        for b in table {
+            let _ = writeln!(xml, "      <field name=\"{}\" start=\"{}\" end=\"{}\"/>", b.name, b.bit, b.bit);
+        }
+        xml.push_str("    </flags>\n");
+    }
+    xml
+}
 
 /// Build the full target description for one architecture name.
 fn build_xml(architecture: &str) -> String {
@@ -229,11 +198,11 @@ fn build_xml(architecture: &str) -> String {
     xml.push_str("  <osabi>none</osabi>\n");
     for feature in [Feature::Core, Feature::Sse, Feature::Sys] {
         let _ = writeln!(xml, "  <feature name=\"{}\">", feature.name());
-        xml.push_str(match feature {
-            Feature::Core => CORE_TYPES,
-            Feature::Sse => SSE_TYPES,
-            Feature::Sys => SYS_TYPES,
-        });
+        match feature {
+            Feature::Core => xml.push_str(CORE_TYPES),
+            Feature::Sse => xml.push_str(SSE_TYPES),
+            Feature::Sys => xml.push_str(&sys_types()),
+        }
         for (regnum, info) in REGISTERS.iter().enumerate() {
             if info.feature != feature {
                 continue;

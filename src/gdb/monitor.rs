@@ -5,6 +5,7 @@
 use super::debugger::{cpu_mode, Debugger};
 use super::error::MonitorError;
 use crate::kvm::vcpu::CpuState;
+use crate::x86::control_bits;
 use crate::x86::descriptors::{describe_segment, format_gdt, format_idt, IdtFormat};
 use crate::x86::mode::CpuMode;
 use crate::x86::paging::{format_walk, format_walk_error, FnMem, Paging, PagingMode};
@@ -139,21 +140,7 @@ fn general_registers_64(r: &kvm_bindings::kvm_regs) -> String {
 }
 
 fn cr0_bits(cr0: u64) -> String {
-    let names = [
-        (0, "PE"),
-        (1, "MP"),
-        (2, "EM"),
-        (3, "TS"),
-        (4, "ET"),
-        (5, "NE"),
-        (16, "WP"),
-        (18, "AM"),
-        (29, "NW"),
-        (30, "CD"),
-        (31, "PG"),
-    ];
-    let set: Vec<&str> = names.iter().filter(|(b, _)| cr0 & (1 << b) != 0).map(|(_, n)| *n).collect();
-    format!("[{}]", set.join(" "))
+    control_bits::names(control_bits::CR0, cr0)
 }
 
 fn mode(s: &CpuState) -> String {

@@ -712,9 +712,13 @@ impl X86Regs {
     ///   changes: reloading the hidden descriptor is up to the caller (see
     ///   [`crate::x86::descriptors::SegmentDescriptor::to_kvm_segment`]).
     pub fn apply_to_kvm(&self, regs: &mut kvm_regs, sregs: &mut kvm_sregs, fpu: &mut kvm_fpu) -> Changed {
-        let mut changed = Changed::default();
+        let segments = self.apply_segments(sregs);
+        let system = self.apply_system(sregs);
+        Changed { regs: self.apply_general(regs), sregs: segments || system, fpu: self.apply_fpu(fpu) }
+    }
 
-        // --- general registers ---
+    /// The general registers, EIP and EFLAGS (their upper halves kept); true if any changed.
+    fn apply_general(&self, regs: &mut kvm_regs) -> bool {
         let gprs: [(&mut u64, u32); 10] = [
             (&mut regs.rax, self.eax),
             (&mut regs.rcx, self.ecx),
@@ -727,14 +731,19 @@ impl X86Regs {
             (&mut regs.rip, self.eip),
             (&mut regs.rflags, self.eflags),
         ];
+        let mut changed = false;
         for (dst, v) in gprs {
             if low32(*dst) != v {
                 *dst = with_low32(*dst, v);
-                changed.regs = true;
+                changed = true;
             }
         }
+        changed
+    }
 
-        // --- segments and system registers ---
+    /// The segment selectors and bases (a real-mode selector moves its base along); true if
+    /// any changed.
+    fn apply_segments(&self, sregs: &mut kvm_sregs) -> bool {
         let real_mode = sregs.cr0 & crate::x86::mode::cr0::PE == 0;
         let segs: [(&mut kvm_segment, u32, u64); 6] = [
             (&mut sregs.cs, self.cs, self.cs_base),
@@ -744,6 +753,7 @@ impl X86Regs {
             (&mut sregs.fs, self.fs, self.fs_base),
             (&mut sregs.gs, self.gs, self.gs_base),
         ];
+        let mut changed = false;
         for (seg, sel, base) in segs {
             let sel = (sel & 0xFFFF) as u16;
             let base_edited = base != seg.base;
@@ -752,13 +762,18 @@ impl X86Regs {
                 if real_mode && !base_edited {
                     seg.base = u64::from(sel) << 4;
                 }
-                changed.sregs = true;
+                changed = true;
             }
             if base_edited {
                 seg.base = base;
-                changed.sregs = true;
+                changed = true;
             }
         }
+        changed
+    }
+
+    /// CR0–CR4, EFER, GDTR and IDTR; true if any changed.
+    fn apply_system(&self, sregs: &mut kvm_sregs) -> bool {
         let sys: [(&mut u64, u64); 7] = [
             (&mut sregs.cr0, self.cr0),
             (&mut sregs.cr2, self.cr2),
@@ -768,21 +783,25 @@ impl X86Regs {
             (&mut sregs.gdt.base, self.gdtr_base),
             (&mut sregs.idt.base, self.idtr_base),
         ];
+        let mut changed = false;
         for (dst, v) in sys {
             if *dst != v {
                 *dst = v;
-                changed.sregs = true;
+                changed = true;
             }
         }
         for (dst, v) in [(&mut sregs.gdt.limit, self.gdtr_limit), (&mut sregs.idt.limit, self.idtr_limit)] {
             let v = (v & 0xFFFF) as u16;
             if *dst != v {
                 *dst = v;
-                changed.sregs = true;
+                changed = true;
             }
         }
+        changed
+    }
 
-        // --- x87 / SSE ---
+    /// The x87 and SSE registers; true if any changed.
+    fn apply_fpu(&self, fpu: &mut kvm_fpu) -> bool {
         let before = *fpu;
         for (dst, src) in fpu.fpr.iter_mut().zip(self.st.iter()) {
             dst[..10].copy_from_slice(src);
@@ -797,9 +816,7 @@ impl X86Regs {
         fpu.last_ip = with_low32(fpu.last_ip, self.fioff);
         fpu.last_dp = with_low32(fpu.last_dp, self.fooff);
         fpu.mxcsr = self.mxcsr;
-        changed.fpu = fpu_differs(&before, fpu);
-
-        changed
+        fpu_differs(&before, fpu)
     }
 }
 

@@ -7,7 +7,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::arch::{CORE_TYPES, SSE_TYPES, SYS_TYPES};
+use super::arch::{sys_types, CORE_TYPES, SSE_TYPES};
 use super::regs64::sys_registers;
 use core::fmt::Write as _;
 
@@ -33,16 +33,16 @@ fn core_registers() -> Vec<Reg> {
 }
 
 /// The registers of each feature, in order.
-fn features() -> [(&'static str, &'static str, Vec<Reg>); 4] {
+fn features() -> [(&'static str, String, Vec<Reg>); 4] {
     let mut sse: Vec<Reg> = (0..16).map(|n| (format!("xmm{n}"), 128, "vec128", None)).collect();
     sse.push(("mxcsr".into(), 32, "i386_mxcsr", Some("vector")));
     let segments = vec![("fs_base".into(), 64, "int", None), ("gs_base".into(), 64, "int", None)];
     let sys = sys_registers().map(|r| (r.name.to_string(), r.bits, r.ty, r.group)).collect();
     [
-        ("org.gnu.gdb.i386.core", CORE_TYPES, core_registers()),
-        ("org.gnu.gdb.i386.sse", SSE_TYPES, sse),
-        ("org.gnu.gdb.i386.segments", "", segments),
-        ("org.minikvm.sys", SYS_TYPES, sys),
+        ("org.gnu.gdb.i386.core", CORE_TYPES.into(), core_registers()),
+        ("org.gnu.gdb.i386.sse", SSE_TYPES.into(), sse),
+        ("org.gnu.gdb.i386.segments", String::new(), segments),
+        ("org.minikvm.sys", sys_types(), sys),
     ]
 }
 
@@ -55,7 +55,7 @@ pub fn build_xml() -> String {
     let mut regnum = 0usize;
     for (name, types, regs) in features() {
         let _ = writeln!(xml, "  <feature name=\"{name}\">");
-        xml.push_str(types);
+        xml.push_str(&types);
         for (reg, bits, ty, group) in regs {
             let _ = write!(xml, "    <reg name=\"{reg}\" bitsize=\"{bits}\" type=\"{ty}\" regnum=\"{regnum}\"");
             if let Some(group) = group {

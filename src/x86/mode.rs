@@ -19,97 +19,16 @@
 //! (`CR4.PAE`, `EFER.LME`, then `CR0.PG`, then a far jump to a code segment
 //! with `L=1`). [`CpuMode::from_regs`] recognises each of these stages.
 //!
-//! The bit constants for CR0, CR4 and EFER live here too, in the modules
-//! [`cr0`], [`cr4`] and [`efer`], so that every other module of `x86` uses
-//! the same names.
+//! The bit constants for CR0, CR4 and EFER ([`cr0`], [`cr4`], [`efer`]) come
+//! from the one table of their names in [`super::control_bits`], which also
+//! feeds gdb's target description and `monitor regs`.
 
 #![forbid(unsafe_code)]
 
 use core::fmt;
 
-/// Bits of control register CR0 (Intel SDM Vol. 3A, section 2.5).
-pub mod cr0 {
-    /// Protection Enable: 0 = real mode, 1 = protected mode.
-    pub const PE: u64 = 1 << 0;
-    /// Monitor Coprocessor: makes `WAIT`/`FWAIT` honour `TS`.
-    pub const MP: u64 = 1 << 1;
-    /// Emulation: x87 instructions raise #NM (no FPU present).
-    pub const EM: u64 = 1 << 2;
-    /// Task Switched: the next x87/SSE instruction raises #NM (lazy FPU switching).
-    pub const TS: u64 = 1 << 3;
-    /// Extension Type: hard-wired to 1 on every CPU since the 486.
-    pub const ET: u64 = 1 << 4;
-    /// Numeric Error: report x87 errors with #MF instead of the legacy IRQ 13.
-    pub const NE: u64 = 1 << 5;
-    /// Write Protect: supervisor code may not write to read-only pages either.
-    pub const WP: u64 = 1 << 16;
-    /// Alignment Mask: allow `EFLAGS.AC` alignment checks in ring 3.
-    pub const AM: u64 = 1 << 18;
-    /// Not Write-through (cache control).
-    pub const NW: u64 = 1 << 29;
-    /// Cache Disable.
-    pub const CD: u64 = 1 << 30;
-    /// Paging: linear addresses go through the page tables rooted at CR3.
-    pub const PG: u64 = 1 << 31;
-}
-
-/// Bits of control register CR4 (Intel SDM Vol. 3A, section 2.5).
-pub mod cr4 {
-    /// Virtual-8086 Mode Extensions.
-    pub const VME: u64 = 1 << 0;
-    /// Protected-mode Virtual Interrupts.
-    pub const PVI: u64 = 1 << 1;
-    /// Time Stamp Disable: `RDTSC` only in ring 0.
-    pub const TSD: u64 = 1 << 2;
-    /// Debugging Extensions: DR4/DR5 are reserved, I/O breakpoints allowed.
-    pub const DE: u64 = 1 << 3;
-    /// Page Size Extensions: 4 MiB pages in 32-bit (two-level) paging.
-    pub const PSE: u64 = 1 << 4;
-    /// Physical Address Extension: 64-bit page-table entries.
-    pub const PAE: u64 = 1 << 5;
-    /// Machine Check Enable.
-    pub const MCE: u64 = 1 << 6;
-    /// Page Global Enable: honour the G bit of page-table entries.
-    pub const PGE: u64 = 1 << 7;
-    /// Performance-monitoring Counter Enable: `RDPMC` in ring 3.
-    pub const PCE: u64 = 1 << 8;
-    /// OS supports `FXSAVE`/`FXRSTOR` (enables SSE).
-    pub const OSFXSR: u64 = 1 << 9;
-    /// OS handles unmasked SSE exceptions (#XM).
-    pub const OSXMMEXCPT: u64 = 1 << 10;
-    /// User-Mode Instruction Prevention.
-    pub const UMIP: u64 = 1 << 11;
-    /// 57-bit linear addresses: five-level paging in long mode.
-    pub const LA57: u64 = 1 << 12;
-    /// VMX (Intel virtualisation) enable.
-    pub const VMXE: u64 = 1 << 13;
-    /// `RDFSBASE`/`WRFSBASE` and friends allowed.
-    pub const FSGSBASE: u64 = 1 << 16;
-    /// Process-context identifiers (low 12 bits of CR3 are a PCID).
-    pub const PCIDE: u64 = 1 << 17;
-    /// OS supports `XSAVE` and extended states (AVX, ...).
-    pub const OSXSAVE: u64 = 1 << 18;
-    /// Supervisor-Mode Execution Prevention.
-    pub const SMEP: u64 = 1 << 20;
-    /// Supervisor-Mode Access Prevention.
-    pub const SMAP: u64 = 1 << 21;
-    /// Protection keys for user pages.
-    pub const PKE: u64 = 1 << 22;
-}
-
-/// Bits of the Extended Feature Enable Register, MSR `0xC000_0080`.
-pub mod efer {
-    /// The MSR number, for `RDMSR`/`WRMSR` and `KVM_GET_MSRS`.
-    pub const MSR_INDEX: u32 = 0xC000_0080;
-    /// System Call Extensions: `SYSCALL`/`SYSRET` allowed.
-    pub const SCE: u64 = 1 << 0;
-    /// Long Mode Enable: written by software.
-    pub const LME: u64 = 1 << 8;
-    /// Long Mode Active: set by the CPU when `LME` and `CR0.PG` are both 1.
-    pub const LMA: u64 = 1 << 10;
-    /// No-Execute Enable: bit 63 of PAE/long-mode entries means "no execute".
-    pub const NXE: u64 = 1 << 11;
-}
+/// The CR0, CR4 and EFER bits, from the one table in [`super::control_bits`].
+pub use super::control_bits::{cr0, cr4, efer};
 
 /// Bits of the EFLAGS register that tell something about the mode.
 pub mod eflags {
