@@ -273,48 +273,43 @@ mod tests {
     use std::collections::HashMap;
 
     /// A tiny XML reader, enough to check our own output: returns every
-    /// element as (name, attributes) in document order and checks that
-    /// tags nest properly.
+    /// element as (name, attributes) in document order, and fails the test
+    /// where the XML is not well formed (stray `>`, bad nesting, …).
     type Element = (String, HashMap<String, String>);
 
-    fn parse_xml(xml: &str) -> Result<Vec<Element>, String> {
+    fn parse_xml(xml: &str) -> Vec<Element> {
         let mut elements = Vec::new();
         let mut stack: Vec<String> = Vec::new();
         let mut rest = xml;
         while let Some(lt) = rest.find('<') {
             let text = &rest[..lt];
-            if text.contains('>') {
-                return Err(format!("stray '>' in text {text:?}"));
-            }
+            assert!(!text.contains('>'), "stray '>' in text {text:?}");
             let after = &rest[lt + 1..];
-            let gt = after.find('>').ok_or("unclosed tag")?;
+            let gt = after.find('>').expect("unclosed tag");
             let tag = &after[..gt];
             rest = &after[gt + 1..];
             if tag.starts_with('?') || tag.starts_with('!') {
                 continue; // XML declaration, DOCTYPE
             }
             if let Some(name) = tag.strip_prefix('/') {
-                let open = stack.pop().ok_or(format!("unexpected </{name}>"))?;
-                if open != name.trim() {
-                    return Err(format!("<{open}> closed by </{name}>"));
-                }
+                let open = stack.pop().unwrap_or_else(|| panic!("unexpected </{name}>"));
+                assert_eq!(open, name.trim(), "<{open}> closed by </{name}>");
                 continue;
             }
             let self_closing = tag.ends_with('/');
             let tag = tag.trim_end_matches('/');
             let mut parts = tag.splitn(2, char::is_whitespace);
-            let name = parts.next().ok_or("empty tag")?.to_string();
+            let name = parts.next().expect("empty tag").to_string();
             let mut attrs = HashMap::new();
             let mut a = parts.next().unwrap_or("").trim();
             while !a.is_empty() {
-                let eq = a.find('=').ok_or(format!("bad attribute in {tag}"))?;
+                let eq = a.find('=').unwrap_or_else(|| panic!("bad attribute in {tag}"));
                 let key = a[..eq].trim().to_string();
                 let v = a[eq + 1..].trim_start();
-                let v = v.strip_prefix('"').ok_or(format!("unquoted value in {tag}"))?;
-                let close = v.find('"').ok_or("unterminated value")?;
-                if attrs.insert(key.clone(), v[..close].to_string()).is_some() {
-                    return Err(format!("duplicate attribute {key}"));
-                }
+                let v = v.strip_prefix('"').unwrap_or_else(|| panic!("unquoted value in {tag}"));
+                let close = v.find('"').expect("unterminated value");
+                let old = attrs.insert(key.clone(), v[..close].to_string());
+                assert!(old.is_none(), "duplicate attribute {key}");
                 a = v[close + 1..].trim_start();
             }
             if !self_closing {
@@ -322,17 +317,15 @@ mod tests {
             }
             elements.push((name, attrs));
         }
-        if !stack.is_empty() {
-            return Err(format!("unclosed elements {stack:?}"));
-        }
-        Ok(elements)
+        assert!(stack.is_empty(), "unclosed elements {stack:?}");
+        elements
     }
 
     #[test]
     fn xml_is_well_formed_and_matches_serializer() {
         for flavour in [TdescFlavour::I8086, TdescFlavour::I386] {
             let xml = flavour.xml();
-            let elements = parse_xml(xml).unwrap();
+            let elements = parse_xml(xml);
             let regs: Vec<_> = elements.iter().filter(|(n, _)| n == "reg").collect();
             assert_eq!(regs.len(), REGISTERS.len());
 
