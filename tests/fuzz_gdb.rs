@@ -394,14 +394,32 @@ fn session(rng: &mut fastrand::Rng, replies: &Arc<AtomicUsize>) -> Outcome {
         let _ = s.child.kill();
         return out;
     }
-    if reconnect {
+    if reconnect && session_over(&mut s) {
         out.ending = ending(rng);
         // The guest may have ended meanwhile (then nobody listens): that is no failure.
-        out.reconnected = client(rng, &s, out.ending, replies, &mut out);
+        let _ = client(rng, &s, out.ending, replies, &mut out);
     }
     drop(s.child.stdin.take());
     finish(&mut s, &mut out);
+    let err = s.stderr.lock().unwrap().clone();
+    out.reconnected = String::from_utf8_lossy(&err).matches("minikvm: gdb connected from").count() >= 2;
     out
+}
+
+/// Waits until the stub has ended the first client's session and the guest runs on (true), or
+/// minikvm has ended (false): a client that connected earlier would be turned away as a second gdb.
+fn session_over(s: &mut Session) -> bool {
+    let deadline = Instant::now() + END_LIMIT;
+    while Instant::now() < deadline {
+        if String::from_utf8_lossy(&s.stderr.lock().unwrap()).contains("the guest runs on") {
+            return true;
+        }
+        if !matches!(s.child.try_wait(), Ok(None)) {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 /// How a client's session ends.
