@@ -144,7 +144,7 @@ impl Debugger {
     // ----- a paused vCPU's registers and memory -----
 
     /// Ok if vCPU `id` is paused, so that it answers requests.
-    fn paused(&self, id: usize) -> Result<(), DebugError> {
+    fn require_paused(&self, id: usize) -> Result<(), DebugError> {
         match self.views.get(id).map(|v| v.run) {
             None => Err(DebugError::NoSuchVcpu(id)),
             Some(Run::Paused) => Ok(()),
@@ -157,7 +157,7 @@ impl Debugger {
         if let Some(s) = self.views.get(id).and_then(|v| v.cache) {
             return Ok(s);
         }
-        self.paused(id)?;
+        self.require_paused(id)?;
         let s = self.vcpus.state(id)?;
         if let Some(v) = self.views.get_mut(id) {
             v.cache = Some(s);
@@ -166,7 +166,7 @@ impl Debugger {
     }
 
     pub(super) fn set_state(&mut self, id: usize, s: CpuState) -> Result<(), DebugError> {
-        self.paused(id)?;
+        self.require_paused(id)?;
         self.vcpus.set_state(id, &s)?;
         if let Some(v) = self.views.get_mut(id) {
             v.cache = Some(s);
@@ -182,18 +182,18 @@ impl Debugger {
     }
 
     pub fn read_linear(&self, id: usize, linear: u64, len: usize) -> Result<Vec<u8>, DebugError> {
-        self.paused(id)?;
+        self.require_paused(id)?;
         self.vcpus.read(id, linear, len)
     }
 
     pub(super) fn write_linear(&self, id: usize, linear: u64, data: Vec<u8>) -> Result<(), DebugError> {
-        self.paused(id)?;
+        self.require_paused(id)?;
         self.vcpus.write(id, linear, data)
     }
 
     /// KVM's translation of a linear address on a paused vCPU (a cross-check for `monitor pt`).
     pub fn translate(&self, id: usize, linear: u64) -> Result<Option<u64>, DebugError> {
-        self.paused(id)?;
+        self.require_paused(id)?;
         self.vcpus.translate(id, linear)
     }
 
@@ -208,7 +208,7 @@ impl Debugger {
         let s = match cached {
             Some(s) => s,
             None => {
-                self.paused(id).ok()?;
+                self.require_paused(id).ok()?;
                 self.vcpus.state(id).ok()?
             }
         };
