@@ -9,12 +9,12 @@ use super::arch::TdescFlavour;
 use super::breakpoints::Breakpoints;
 use super::error::DebugError;
 use super::refusals::Refusals;
-use super::stops::{ResumeAction, StopReply};
 use super::vcpus::Vcpus;
 use crate::kvm::vcpu::{CpuState, VcpuEnd};
 use crate::stats::VcpuStats;
 use crate::x86::mode::{efer, CpuMode};
 use gdbstub::common::Tid;
+use gdbstub::stub::MultiThreadStopReason;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -29,6 +29,18 @@ pub const MAX_INT3: usize = 256;
 pub const MAX_SOFT_WATCH: usize = 4;
 /// How long an all-stop waits for a vCPU that does not stop before it reports the stop without it.
 pub const STOP_PATIENCE: Duration = Duration::from_secs(3);
+
+/// What gdb is told when the target stops (gdbstub's stop reply, `T05thread:…;`, `W00`, …).
+pub type StopReply = MultiThreadStopReason<u64>;
+
+/// How a `vCont` packet asks one vCPU to go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeAction {
+    /// `c`: run until something stops it.
+    Continue,
+    /// `s`: run one instruction.
+    Step,
+}
 
 /// Where a vCPU is, as far as the debugger knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -75,6 +75,7 @@ pub mod session;
 pub mod stops;
 pub mod target;
 pub mod tdesc64;
+pub mod tdesc_types;
 pub mod vcpus;
 
 #[cfg(test)]

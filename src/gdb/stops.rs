@@ -12,27 +12,14 @@
 //! fake: a sequence of events in, the stop replies gdb would get out.
 
 use super::breakpoints::{Hit, Origin};
-use super::debugger::{address_mask, tid, Debugger, Run, SoftWatching};
+use super::debugger::{address_mask, tid, Debugger, ResumeAction, Run, SoftWatching, StopReply};
 use super::error::DebugError;
 use super::vcpus::{Next, Release};
 use crate::exit::Fault;
 use crate::kvm::vcpu::{DebugEvent, ResumeWith, VcpuEnd};
 use gdbstub::common::Signal;
-use gdbstub::stub::MultiThreadStopReason;
 use gdbstub::target::ext::breakpoints::WatchKind;
 use std::time::{Duration, Instant};
-
-/// What gdb is told when the target stops (gdbstub's stop reply, `T05thread:…;`, `W00`, …).
-pub type StopReply = MultiThreadStopReason<u64>;
-
-/// How a `vCont` packet asks one vCPU to go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResumeAction {
-    /// `c`: run until something stops it.
-    Continue,
-    /// `s`: run one instruction.
-    Step,
-}
 
 /// How often an all-stop kicks again the vCPUs that have not stopped yet.
 const REKICK: Duration = Duration::from_millis(100);

@@ -7,8 +7,8 @@
 
 #![forbid(unsafe_code)]
 
-use super::arch::{sys_types, CORE_TYPES, SSE_TYPES};
 use super::regs64::sys_registers;
+use super::tdesc_types::{sys_types, CORE_TYPES, SSE_TYPES};
 use core::fmt::Write as _;
 
 /// One `<reg>` line: name, bits, gdb type, group.
