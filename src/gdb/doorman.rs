@@ -110,6 +110,38 @@ fn error_reply(text: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// The door lets one client in at a time: a second is answered with the reason and closed, and
+    /// after the session ends the next one gets in (reconnect).
+    #[test]
+    fn one_client_at_a_time_and_the_next_after_leave() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let wake = Arc::new(EventFd::new().unwrap());
+        let door = Door::open(listener, wake.clone()).unwrap();
+        let arrive = || {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            use std::os::fd::AsFd;
+            // The door writes the eventfd once it has handed a client over (at most 10 s here).
+            let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+            assert_eq!(poll(&mut fds, PollTimeout::from(10_000u16)).unwrap(), 1, "no client handed over");
+            wake.read().unwrap();
+            door.arrival().expect("a client was handed over")
+        };
+        let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let inside = arrive();
+        assert_eq!(inside.peer_addr().unwrap(), first.local_addr().unwrap());
+        let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        second.write_all(b"$qSupported#37").unwrap();
+        let mut answer = String::new();
+        second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        second.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer.as_bytes(), error_reply(ATTACHED), "turned away, with the reason");
+        assert!(door.arrival().is_none());
+        door.leave();
+        let third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!(arrive().peer_addr().unwrap(), third.local_addr().unwrap(), "the next gdb gets in");
+    }
+
     #[test]
     fn an_error_reply_is_acked_and_checksummed() {
         assert_eq!(error_reply("x"), b"+$E.minikvm: x#40".to_vec());
