@@ -6,8 +6,10 @@
 //! moment: gdb is told of one, the other's stop waits in `pending` and is reported at the next
 //! resume instead of running anything.
 //!
-//! Per vCPU the states are those of `Run` (in [`super::debugger`]): `Paused` (answers requests) → `Running` (on a
-//! resume) → `Paused` again on a [`DebugEvent`], or `Ended`. The vCPUs are reached through the
+//! Per vCPU the states are those of `Run` (in [`super::debugger`]): `Paused` (answers requests)
+//! → `Running` (on a resume) → `Paused` again on a [`DebugEvent`], or `Ended`. Between sessions
+//! ([`Debugger::finish`], [`Debugger::attach`]) the vCPUs run detached, still `Running` here: the
+//! next gdb pauses them as an all-stop does. The vCPUs are reached through the
 //! [`Vcpus`](super::vcpus::Vcpus) trait, so the table test at the end drives this machine with a
 //! fake: a sequence of events in, the stop replies gdb would get out.
 
