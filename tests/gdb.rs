@@ -765,6 +765,31 @@ fn after_a_gdb_is_killed_a_new_gdb_attaches_and_kills() {
     assert!(err.contains("killed from gdb"), "{err}");
 }
 
+/// Containment of reconnecting: clients that connect and hang up, one after another, each pause
+/// and release the guest and cost nothing that stays; a real gdb attaches after them.
+#[test]
+fn clients_that_connect_and_hang_up_one_after_another_leave_a_working_stub() {
+    if skip("reconnect flood") {
+        return;
+    }
+    let vm = Vm::start(&["hctest"]);
+    const CLIENTS: usize = 40;
+    for n in 1..=CLIENTS {
+        drop(std::net::TcpStream::connect(("127.0.0.1", vm.port)).expect("the stub listens again"));
+        // The next one connects once this session is over (else it is a second gdb, turned away).
+        vm.stderr.wait_until("the end of that session", |t| t.matches("the guest runs on").count() >= n);
+    }
+    vm.stdout.wait_for(HCTEST_PROMPT);
+    let rss = vm.peak_rss();
+    let t = gdb(&vm, &["info threads", "p/x $pc", "p $cs", "kill"]);
+    assert_stopped_in_hctest(&t);
+    let (code, _, err) = vm.finish();
+    assert_eq!(code, STOPPED, "{err}");
+    assert_eq!(err.matches("minikvm: gdb connected from").count(), CLIENTS + 1, "{err}");
+    assert!(!err.contains("turned away"), "{err}");
+    assert!(rss < 64 << 20, "peak RSS {rss} bytes");
+}
+
 #[test]
 fn sigterm_while_waiting_for_gdb_ends_minikvm() {
     let vm = Vm::start(&["hello"]);
