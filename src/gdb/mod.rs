@@ -200,6 +200,7 @@ impl Stub {
             news(Attachment::Attached);
             last = session::run(&mut dbg, stream, &controls, &wake);
             door.leave();
+            session::say_how_it_ended(&last);
             match last {
                 SessionEnd::Detached | SessionEnd::Lost(_) => news(Attachment::Detached(last.clone())),
                 _ => return last,

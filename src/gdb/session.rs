@@ -60,7 +60,7 @@ fn injected_panic() {
 }
 
 /// Serves the gdb on `stream` from its first packet to the end of the session, and leaves the
-/// vCPUs running on (detach, lost connection) or stopping (kill).
+/// vCPUs running on (detach, lost connection) or stopping (kill); [`say_how_it_ended`] tells.
 pub fn run(dbg: &mut Debugger, stream: TcpStream, controls: &[Arc<VcpuControl>], wake: &Arc<EventFd>) -> SessionEnd {
     if let Ok(peer) = stream.peer_addr() {
         note!("minikvm: gdb connected from {peer}");
@@ -71,21 +71,26 @@ pub fn run(dbg: &mut Debugger, stream: TcpStream, controls: &[Arc<VcpuControl>],
     let conn = GdbConn::new(stream, controls.to_vec());
     let end = drive(dbg, conn, wake).unwrap_or_else(|e| SessionEnd::Lost(e.to_string()));
     match &end {
-        SessionEnd::Killed => {
-            note!("\r\nminikvm: killed from gdb");
-            dbg.finish(true);
-        }
-        SessionEnd::Detached => {
-            note!("\r\nminikvm: gdb detached; the guest runs on (a new `target remote` attaches again)");
-            dbg.finish(false);
-        }
-        SessionEnd::Lost(why) => {
-            note!("\r\nminikvm: lost gdb ({why}); detached, the guest runs on (a new `target remote` attaches again)");
-            dbg.finish(false);
-        }
+        SessionEnd::Killed => dbg.finish(true),
+        SessionEnd::Detached | SessionEnd::Lost(_) => dbg.finish(false),
         SessionEnd::RunOver | SessionEnd::NeverConnected | SessionEnd::Failed(_) => {}
     }
     end
+}
+
+/// Says on minikvm's terminal how a session ended. Called once the next gdb may come in (a
+/// client that reconnects as soon as it reads "attaches again" must not be turned away).
+pub fn say_how_it_ended(end: &SessionEnd) {
+    match end {
+        SessionEnd::Killed => note!("\r\nminikvm: killed from gdb"),
+        SessionEnd::Detached => {
+            note!("\r\nminikvm: gdb detached; the guest runs on (a new `target remote` attaches again)")
+        }
+        SessionEnd::Lost(why) => {
+            note!("\r\nminikvm: lost gdb ({why}); detached, the guest runs on (a new `target remote` attaches again)")
+        }
+        SessionEnd::RunOver | SessionEnd::NeverConnected | SessionEnd::Failed(_) => {}
+    }
 }
 
 /// Runs gdbstub's state machine until the session ends. Packets go into a buffer of
