@@ -13,12 +13,16 @@
 use nix::sys::eventfd::EventFd;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// How long a newcomer may take to send its first packet.
-const FIRST_PACKET_WAIT: Duration = Duration::from_secs(2);
+/// How long a newcomer may take to send its first packet. Generous: a gdb starting on a loaded
+/// or emulated machine takes seconds, and without the answer it sits until its own timeout.
+const FIRST_PACKET_WAIT: Duration = Duration::from_secs(10);
+/// At most this many newcomers are being turned away at once (each on a short thread of its own,
+/// so a slow one never holds the door); more are closed without an answer.
+const MAX_REFUSING: usize = 4;
 /// At most this much is read of a newcomer's first packet.
 const MAX_FIRST_PACKET: usize = 4096;
 
@@ -65,7 +69,7 @@ impl Door {
 /// Lets `s` in if nobody is inside, else turns it away.
 fn admit(s: TcpStream, inside: &AtomicBool, to_stub: &mpsc::Sender<TcpStream>, wake: &EventFd) {
     if inside.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        refuse(s, ATTACHED);
+        refuse_aside(s, ATTACHED);
         return;
     }
     if to_stub.send(s).is_err() {
@@ -73,6 +77,24 @@ fn admit(s: TcpStream, inside: &AtomicBool, to_stub: &mpsc::Sender<TcpStream>, w
     }
     if let Err(e) = wake.write(1) {
         log::warn!("gdb: cannot wake the stub for a new gdb: {e}");
+    }
+}
+
+/// Turns `s` away on a thread of its own, so that the door stays open for the gdb that will come
+/// after this session; bounded by [`MAX_REFUSING`] (beyond it, `s` is closed at once).
+fn refuse_aside(s: TcpStream, why: &'static str) {
+    static REFUSING: AtomicUsize = AtomicUsize::new(0);
+    if REFUSING.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
+        REFUSING.fetch_sub(1, Ordering::AcqRel);
+        log::warn!("gdb: too many clients being turned away at once: closed one without an answer");
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("gdb-refuse".into()).spawn(move || {
+        refuse(s, why);
+        REFUSING.fetch_sub(1, Ordering::AcqRel);
+    });
+    if spawned.is_err() {
+        REFUSING.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
