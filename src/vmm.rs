@@ -301,7 +301,11 @@ impl Machine {
             // Every guest gets the host's CPUID table: without it KVM refuses EFER.LME (#GP), and
             // a real-mode guest may switch to long mode by itself (guest/modes.S). It costs a flat
             // guest ~0.6 ms of start-up.
-            fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
+            let cpuid = match plan.kind {
+                MachineKind::Linux => kvm::kvm_paravirt_cpuid(&kvm, i as u8)?,
+                _ => kvm::guest_cpuid(&kvm, i as u8)?,
+            };
+            fd.set_cpuid2(&cpuid).during("setting CPUID")?;
             if plan.kind != MachineKind::Flat {
                 kvm::firmware_msrs(&fd)?;
             }

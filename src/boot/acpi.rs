@@ -11,13 +11,14 @@
 //! RSDP "RSD PTR "  at 0xE0000 (where Linux also finds it by scanning 0xE0000–0xFFFFF; the zero
 //!   │                page's acpi_rsdp_addr points there too)
 //!   └─ XSDT ─┬─ FADT (revision 6): HW_REDUCED_ACPI, sleep control/status registers on ports
-//!            │    0x600/0x601, boot flags "no VGA, no CMOS RTC, no 8042" ─── DSDT: Name(_S5, {5,0,0,0})
+//!            │    0x600/0x601, boot flags "no VGA, no CMOS RTC, no 8042" ─── DSDT: Name(_S5, {5,0,0,0}),
+//!            │                                                      and COM1 (PNP0501, 0x3F8, GSI 4)
 //!            └─ MADT: the local APIC of each vCPU, the IOAPIC at 0xFEC00000 (GSIs 0–23)
 //! ```
 //!
 //! With a hardware-reduced FADT Linux does not use the 8259 PIC: every interrupt, the UART's IRQ4
 //! included, goes through the IOAPIC, whose ISA pins KVM's default routing wires 1:1 (`set_irq_line(4)`
-//! raises pin 4). The "no 8042" boot flag keeps Linux from probing a keyboard controller, which saves
+//! raises pin 4); the DSDT's COM1 device tells Linux that pin (see [`dsdt`]). The "no 8042" boot flag keeps Linux from probing a keyboard controller, which saves
 //! seconds of time-outs; its reboot path still pulses port 0x64 ([`crate::devices::i8042`]).
 
 use acpi_tables::fadt::{FADTBuilder, Flags};
@@ -35,6 +36,9 @@ pub const SLEEP_CONTROL_PORT: u16 = 0x600;
 pub const SLEEP_STATUS_PORT: u16 = 0x601;
 /// The `\_S5` sleep type value: what Linux writes to the control register (shifted) to power off.
 pub const S5_SLEEP_TYPE: u8 = 5;
+/// COM1's ports and interrupt (see [`dsdt`]).
+const COM1: u16 = crate::devices::serial::COM1;
+const COM1_GSI: u32 = crate::devices::serial::COM1_IRQ;
 /// The local APIC and IOAPIC addresses: where KVM's in-kernel ones sit.
 const LOCAL_APIC: u32 = 0xfee0_0000;
 const IOAPIC: u32 = 0xfec0_0000;
@@ -100,15 +104,29 @@ fn madt(cpus: u8) -> Vec<u8> {
     bytes
 }
 
-/// The DSDT: only `Name (_S5, Package () { 5, 0, 0, 0 })`, the soft-off sleep state.
+/// The DSDT: `Name (_S5, Package () { 5, 0, 0, 0 })`, the soft-off sleep state, and COM1.
+///
+/// COM1 is described as a PNP0501 device (a 16550A) with its ports and **GSI 4**: on a
+/// hardware-reduced machine Linux has no legacy PIC, so it maps no ISA IRQ by itself, and the
+/// serial driver's IRQ4 would lead nowhere — output through the tty layer (a shell's) never leaves
+/// its buffer. With the device, Linux's PNP layer registers the port with IOAPIC pin 4 (edge,
+/// active high), where KVM's `set_irq_line(4)` lands.
 fn dsdt() -> Sdt {
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE, 1);
-    let s5 = aml::Name::new(
-        "_S5_".into(),
-        &aml::Package::new(vec![&S5_SLEEP_TYPE, &aml::ZERO, &aml::ZERO, &aml::ZERO]),
+    let s5 =
+        aml::Name::new("_S5_".into(), &aml::Package::new(vec![&S5_SLEEP_TYPE, &aml::ZERO, &aml::ZERO, &aml::ZERO]));
+    let (io, irq) = (aml::IO::new(COM1, COM1, 0, 8), aml::Interrupt::new(true, true, false, false, COM1_GSI));
+    let resources = aml::ResourceTemplate::new(vec![&io, &irq]);
+    let (hid, uid, crs) = (
+        aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501")),
+        aml::Name::new("_UID".into(), &aml::ZERO),
+        aml::Name::new("_CRS".into(), &resources),
     );
+    let com1 = aml::Device::new("COM1".into(), vec![&hid, &uid, &crs]);
+    let bus = aml::Scope::new("\\_SB_".into(), vec![&com1]);
     let mut body = Vec::new();
     s5.to_aml_bytes(&mut body);
+    bus.to_aml_bytes(&mut body);
     dsdt.append_slice(&body);
     dsdt
 }
@@ -171,7 +189,11 @@ mod tests {
         let fadt = table(&block, u64_at(xsdt, 36));
         let dsdt = table(&block, u64_at(fadt, 140));
         // NameOp "_S5_" PackageOp len=7 4 elements: BytePrefix 5, Zero, Zero, Zero.
-        assert_eq!(&dsdt[36..], &[0x08, b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0, 0, 0]);
+        assert_eq!(&dsdt[36..49], &[0x08, b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0, 0, 0]);
+        let has = |needle: &[u8]| dsdt.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"COM1") && has(b"_HID") && has(&[0x41, 0xd0, 0x05, 0x01]), "COM1, EISA id PNP0501");
+        assert!(has(&[0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08]), "IO 0x3F8, 8 ports");
+        assert!(has(&[0x89, 0x06, 0x00, 0x03, 0x01, 0x04, 0, 0, 0]), "GSI 4, edge, active high, consumer");
         let madt = table(&block, u64_at(xsdt, 44));
         assert_eq!(u32_at(madt, 36), LOCAL_APIC);
         // Two local APICs (type 0, length 8, uid i, APIC id i, enabled), then the IOAPIC (type 1).

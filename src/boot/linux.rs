@@ -155,7 +155,8 @@ pub fn plan(file: &[u8], initrd: Option<Vec<u8>>, cmdline: &str, mem_bytes: u64)
     params.e820_table[..map.len()].copy_from_slice(&map);
 
     let tables = TableLayout::at(BOOT_TABLES, mem_bytes);
-    let mut images: Vec<(u64, Vec<u8>)> = tables.images(mem_bytes).into_iter().filter(|(at, _)| *at != tables.gdt).collect();
+    let mut images: Vec<(u64, Vec<u8>)> =
+        tables.images(mem_bytes).into_iter().filter(|(at, _)| *at != tables.gdt).collect();
     images.push((tables.gdt, boot_gdt()));
     images.push((ZERO_PAGE, params.as_slice().to_vec()));
     images.push((CMDLINE, cmdline));
@@ -191,6 +192,9 @@ fn command_line_bytes(line: &str, cmdline_size: u32) -> Result<Vec<u8>, LinuxErr
     let max = (cmdline_size as usize).min(MAX_CMDLINE);
     if line.len() > max {
         return Err(LinuxError::CmdlineTooLong { len: line.len(), max });
+    }
+    if let Some(bad) = line.chars().find(|c| !(' '..='~').contains(c)) {
+        return Err(LinuxError::Cmdline(format!("it holds {bad:?}: only printable ASCII and spaces")));
     }
     let c = Cmdline::try_from(line, max + 1).map_err(|e| LinuxError::Cmdline(e.to_string()))?;
     let c = c.as_cstring().map_err(|e| LinuxError::Cmdline(e.to_string()))?;
