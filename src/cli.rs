@@ -99,12 +99,12 @@ pub struct RunArgs {
     pub linux: Option<PathBuf>,
 
     /// With --linux: an initramfs (cpio archive, compressed or not) for the kernel.
-    #[arg(long, value_name = "FILE", requires = "linux")]
+    #[arg(long, value_name = "FILE")]
     pub initrd: Option<PathBuf>,
 
     /// With --linux: the kernel command line [default: console=ttyS0 earlyprintk=serial,ttyS0
     /// reboot=k; `nokaslr` is added under --gdb].
-    #[arg(long, value_name = "STRING", requires = "linux", allow_hyphen_values = true)]
+    #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
     pub cmdline: Option<String>,
 
     /// With --paging: the entry EIP (default 0x80001000).

@@ -61,6 +61,10 @@ impl Config {
         if let Some((_, option)) = only_for_paging.iter().find(|(given, _)| *given && args.paging.is_none()) {
             return Err(Error::usage(format!("{option} only applies to --paging (seed compatibility mode)")));
         }
+        let only_for_linux = [(args.initrd.is_some(), "--initrd"), (args.cmdline.is_some(), "--cmdline")];
+        if let Some((_, option)) = only_for_linux.iter().find(|(given, _)| *given && args.linux.is_none()) {
+            return Err(Error::usage(format!("{option} only applies to --linux (a Linux kernel)")));
+        }
         let (names, plan, elf_path) = plan_boot(args)?;
         let several = plan.cpus.len() > 1;
         let tag_lines = match args.output {
@@ -112,7 +116,9 @@ fn plan_linux(args: &RunArgs, path: &std::path::Path) -> Result<Planned> {
     let cmdline = boot::linux::command_line(args.cmdline.as_deref(), args.gdb.is_some());
     let plan = boot::linux::plan(&kernel.bytes, initrd, &cmdline, mem)
         .map_err(|e| Error::usage(format!("{}: {e}", kernel.source)))?;
-    Ok((vec![kernel.name], plan, None))
+    // Named by its file name: a kernel's stem cuts at its version's dots (vmlinuz-6.1).
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(kernel.name);
+    Ok((vec![name], plan, None))
 }
 
 /// The file `--paging` boots: its value (`--paging FILE`) or, given as a bare flag, the one guest

@@ -231,7 +231,7 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    fn image<'a>(p: &'a BootPlan, at: u64) -> &'a [u8] {
+    fn image(p: &BootPlan, at: u64) -> &[u8] {
         &p.images.iter().find(|(a, _)| *a == at).expect("an image there").1
     }
 
@@ -287,7 +287,7 @@ mod tests {
         let mut f = fake_bzimage(&[0x90; 64]);
         f[0x258..0x260].copy_from_slice(&u64::MAX.to_le_bytes()); // a wild pref_address
         assert!(matches!(plan(&f, None, "", 256 * MIB), Err(LinuxError::BadLoadAddress(_))));
-        f[0x258..0x260].copy_from_slice(&(u64::MAX & !0xfff).to_le_bytes());
+        f[0x258..0x260].copy_from_slice(&(!0xfffu64).to_le_bytes());
         assert!(plan(&f, None, "", 256 * MIB).is_err(), "no overflow past the end of the address space");
     }
 

@@ -389,10 +389,10 @@ impl Vcpu {
                     s += &format!("\n  {hint}");
                 }
             }
-            if let (Fault::InternalError(kvm_bindings::KVM_INTERNAL_ERROR_EMULATION), Some(insn)) =
-                (fault, &self.emulation_insn)
+            if *fault == Fault::InternalError(kvm_bindings::KVM_INTERNAL_ERROR_EMULATION)
+                && self.kind == MachineKind::Linux
             {
-                s += &emulation_failure_hint(insn);
+                s += &emulation_failure_hint(self.emulation_insn.as_deref());
             }
             if *fault == Fault::TripleFault && looks_like_reset(&r, &sr) {
                 s += "\n  (these are the CPU's power-on values, not where it faulted: this host's KVM \
@@ -404,16 +404,22 @@ impl Vcpu {
     }
 }
 
-/// The lines that say which instruction KVM could not emulate and what that means.
-fn emulation_failure_hint(insn: &[u8]) -> String {
+/// The lines that say which instruction KVM could not emulate and what that means for a Linux
+/// guest: a kernel that boots on every KVM with hardware virtualization.
+fn emulation_failure_hint(insn: Option<&[u8]>) -> String {
     use crate::x86::emulation::{hex, known_unemulated};
-    let name = known_unemulated(insn).map(|n| format!(" ({n})")).unwrap_or_default();
+    let bytes = match insn {
+        Some(insn) => {
+            let name = known_unemulated(insn).map(|n| format!(" ({n})")).unwrap_or_default();
+            format!("\n  the instruction at RIP: {}{name}", hex(insn))
+        }
+        None => "\n  (this KVM did not hand back the instruction's bytes)".into(),
+    };
     format!(
-        "\n  the instruction at RIP: {}{name}\n  this host's KVM emulates the guest's instructions in software and its \
-         emulator lacks this one: the guest is not at fault, this host cannot run it. Run it where KVM has \
-         hardware virtualization: in the lab (`minikvm --lab ...`, see README \"The lab\") or the nested lane \
-         (.ci/nested-lane)",
-        hex(insn)
+        "{bytes}\n  this host's KVM emulates the guest's instructions in software and its emulator lacks this \
+         one: the guest is not at fault, this host cannot run it. Run it where KVM has hardware \
+         virtualization: in the lab (`minikvm --lab ...`, see README \"The lab\") or the nested lane \
+         (.ci/nested-lane)"
     )
 }
 
