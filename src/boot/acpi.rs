@@ -18,8 +18,9 @@
 //!
 //! With a hardware-reduced FADT Linux does not use the 8259 PIC: every interrupt, the UART's IRQ4
 //! included, goes through the IOAPIC, whose ISA pins KVM's default routing wires 1:1 (`set_irq_line(4)`
-//! raises pin 4); the DSDT's COM1 device tells Linux that pin (see [`dsdt`]). The "no 8042" boot flag keeps Linux from probing a keyboard controller, which saves
-//! seconds of time-outs; its reboot path still pulses port 0x64 ([`crate::devices::i8042`]).
+//! raises pin 4); the DSDT's COM1 device tells Linux that pin. The "no 8042" boot flag keeps Linux
+//! from probing a keyboard controller, which saves seconds of time-outs; its reboot path still
+//! pulses port 0x64 ([`crate::devices::i8042`]).
 
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
