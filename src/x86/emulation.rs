@@ -52,6 +52,8 @@ mod tests {
     fn the_instructions_linux_meets_first_are_named() {
         // lock cmpxchg16b (%rsi), as Linux's this_cpu_cmpxchg_double has it.
         assert_eq!(known_unemulated(&[0xf0, 0x48, 0x0f, 0xc7, 0x0e]), Some("lock cmpxchg16b"));
+        // lock cmpxchg16b 0x20(%rbp): where Debian's 6.1 kernel stopped on this project's host.
+        assert_eq!(known_unemulated(&[0xf0, 0x48, 0x0f, 0xc7, 0x4d, 0x20]), Some("lock cmpxchg16b"));
         assert_eq!(known_unemulated(&[0x48, 0x0f, 0xc7, 0x0f]), Some("cmpxchg16b"));
         // xrstor (%rdi), xrstor64 (%rdi) (REX.W), xsave with a displacement.
         assert_eq!(known_unemulated(&[0x0f, 0xae, 0x2f]), Some("xrstor"));
