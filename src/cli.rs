@@ -9,7 +9,7 @@ use std::path::PathBuf;
     name = "minikvm",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  minikvm hello                      run a built-in guest\n  minikvm multiplication counter     two guests on two vCPUs at once\n  minikvm os-1k                      boot the 1K OS in the flavour this host runs\n  minikvm --long-mode hello64        a 64-bit flat guest\n  minikvm --gdb 1234 hello           wait for gdb on 127.0.0.1:1234\n  minikvm list                       the built-in guests\n  minikvm doctor                     what this host's KVM can run\n\nInteractive runs: press Ctrl-A then x to quit."
+    after_help = "Examples:\n  minikvm hello                      run a built-in guest\n  minikvm multiplication counter     two guests on two vCPUs at once\n  minikvm os-1k                      boot the 1K OS in the flavour this host runs\n  minikvm --long-mode hello64        a 64-bit flat guest\n  minikvm --linux vmlinuz --initrd initrd.cpio   boot Linux to a shell\n  minikvm --gdb 1234 hello           wait for gdb on 127.0.0.1:1234\n  minikvm list                       the built-in guests\n  minikvm doctor                     what this host's KVM can run\n\nInteractive runs: press Ctrl-A then x to quit."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -79,7 +79,7 @@ pub struct RunArgs {
     pub output: OutputChoice,
 
     /// Guest RAM in MiB for protected-mode kernels and 64-bit guests [default: 32 for Multiboot,
-    /// 4 for --paging, 2 for --long-mode].
+    /// 4 for --paging, 2 for --long-mode, 256 for --linux].
     #[arg(long, value_name = "MiB")]
     pub mem: Option<u32>,
 
@@ -92,6 +92,20 @@ pub struct RunArgs {
     /// with identity-mapped page tables (see README, "64-bit guests").
     #[arg(long, value_name = "FILE", conflicts_with_all = ["guests", "paging"])]
     pub long_mode: Option<PathBuf>,
+
+    /// Boot a Linux kernel (a bzImage, such as /boot/vmlinuz-*) with its console on the serial
+    /// port; `poweroff -f` inside ends the run (see README, "Boot Linux").
+    #[arg(long, value_name = "BZIMAGE", conflicts_with_all = ["guests", "paging", "long_mode"])]
+    pub linux: Option<PathBuf>,
+
+    /// With --linux: an initramfs (cpio archive, compressed or not) for the kernel.
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+
+    /// With --linux: the kernel command line [default: console=ttyS0 earlyprintk=serial,ttyS0
+    /// reboot=k; `nokaslr` is added under --gdb].
+    #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
+    pub cmdline: Option<String>,
 
     /// With --paging: the entry EIP (default 0x80001000).
     #[arg(long, value_name = "ADDR", value_parser = parse_u64)]

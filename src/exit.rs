@@ -157,7 +157,7 @@ pub fn decide(exit: &Exit, kind: MachineKind) -> Action {
         // With one, KVM handles hlt itself; an exit here would be spurious.
         Exit::Hlt => match kind {
             MachineKind::Flat => Action::Done,
-            MachineKind::Kernel => Action::Resume,
+            MachineKind::Kernel | MachineKind::Linux => Action::Resume,
         },
         Exit::Shutdown => Action::Fault(Fault::TripleFault),
         Exit::FailEntry { reason } => Action::Fault(Fault::FailedEntry(reason)),

@@ -61,6 +61,10 @@ impl Config {
         if let Some((_, option)) = only_for_paging.iter().find(|(given, _)| *given && args.paging.is_none()) {
             return Err(Error::usage(format!("{option} only applies to --paging (seed compatibility mode)")));
         }
+        let only_for_linux = [(args.initrd.is_some(), "--initrd"), (args.cmdline.is_some(), "--cmdline")];
+        if let Some((_, option)) = only_for_linux.iter().find(|(given, _)| *given && args.linux.is_none()) {
+            return Err(Error::usage(format!("{option} only applies to --linux (a Linux kernel)")));
+        }
         let (names, plan, elf_path) = plan_boot(args)?;
         let several = plan.cpus.len() > 1;
         let tag_lines = match args.output {
@@ -81,7 +85,9 @@ type Planned = (Vec<String>, BootPlan, Option<String>);
 /// Loads the guests the command line names and plans their boot: the seed's paging mode, a 64-bit
 /// guest, or kernels and flat binaries ([`plan_guests`]).
 fn plan_boot(args: &RunArgs) -> Result<Planned> {
-    if let Some(path) = paging_file(args)? {
+    if let Some(path) = &args.linux {
+        plan_linux(args, path)
+    } else if let Some(path) = paging_file(args)? {
         let g = guests::resolve(&path.to_string_lossy())?;
         let load = args.load.unwrap_or(boot::seed_paging::DEFAULT_LOAD);
         let entry = args.entry.unwrap_or(boot::seed_paging::DEFAULT_ENTRY);
@@ -97,6 +103,22 @@ fn plan_boot(args: &RunArgs) -> Result<Planned> {
     } else {
         plan_guests(args)
     }
+}
+
+/// A Linux kernel with its initrd and command line (`--linux`, see [`boot::linux`]).
+fn plan_linux(args: &RunArgs, path: &std::path::Path) -> Result<Planned> {
+    let kernel = guests::resolve(&path.to_string_lossy())?;
+    let mem = mem_bytes(args, boot::linux::DEFAULT_MEM_MIB)?;
+    let initrd = match &args.initrd {
+        Some(p) => Some(boot::linux::read_initrd(p, mem).map_err(|e| Error::usage(e.to_string()))?),
+        None => None,
+    };
+    let cmdline = boot::linux::command_line(args.cmdline.as_deref(), args.gdb.is_some());
+    let plan = boot::linux::plan(&kernel.bytes, initrd, &cmdline, mem)
+        .map_err(|e| Error::usage(format!("{}: {e}", kernel.source)))?;
+    // Named by its file name: a kernel's stem cuts at its version's dots (vmlinuz-6.1).
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(kernel.name);
+    Ok((vec![name], plan, None))
 }
 
 /// The file `--paging` boots: its value (`--paging FILE`) or, given as a bare flag, the one guest
@@ -257,7 +279,7 @@ impl Machine {
         // Intel VMX needs three pages for its real-mode helper TSS; put them out of the guest's way.
         vm.set_tss_address(0xfffb_d000).during("setting the TSS address")?;
         let plan = &cfg.plan;
-        if plan.kind == MachineKind::Kernel {
+        if plan.kind != MachineKind::Flat {
             kvm::add_pc_interrupts(&vm)?;
             log::info!("added the in-kernel 8259 PIC pair, IOAPIC, LAPIC and 8254 PIT");
             let vm2 = vm.clone();
@@ -274,16 +296,27 @@ impl Machine {
         }
         let host = HostCaps::of(&kvm)?;
         let ram_bytes = plan.memory.iter().map(|(_, len)| *len as u64).sum();
-        let bus = Arc::new(ports::pc_ports(&console, ram_bytes, plan.cpus.len() as u16));
+        let mut bus = ports::pc_ports(&console, ram_bytes, plan.cpus.len() as u16);
+        if plan.kind == MachineKind::Linux {
+            ports::add_linux_ports(&mut bus);
+        }
+        let bus = Arc::new(bus);
         let mut vcpus = Vec::new();
         for (i, start) in plan.cpus.iter().enumerate() {
             let fd = vm.create_vcpu(i as u64).during("creating a vCPU")?;
             // Every guest gets the host's CPUID table: without it KVM refuses EFER.LME (#GP), and
             // a real-mode guest may switch to long mode by itself (guest/modes.S). It costs a flat
             // guest ~0.6 ms of start-up.
-            fd.set_cpuid2(&kvm::guest_cpuid(&kvm, i as u8)?).during("setting CPUID")?;
-            if plan.kind == MachineKind::Kernel {
+            let cpuid = match plan.kind {
+                MachineKind::Linux => kvm::kvm_paravirt_cpuid(&kvm, i as u8)?,
+                _ => kvm::guest_cpuid(&kvm, i as u8)?,
+            };
+            fd.set_cpuid2(&cpuid).during("setting CPUID")?;
+            if plan.kind != MachineKind::Flat {
                 kvm::firmware_msrs(&fd)?;
+            }
+            // Not for Linux: its ACPI tables say there is no PIC, so LINT0 stays masked.
+            if plan.kind == MachineKind::Kernel {
                 kvm::route_pic_to_lapic(&fd)?;
             }
             let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), bus.clone(), host);
@@ -337,6 +370,14 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     // teardown: ~0.1 ms of a 2 ms `minimal` run, measured with perf stat. So the threads are let go.
     console.finish();
     drop(raw);
+    // A Linux guest's power-off or reset is how it ended: one line says which.
+    for end in ctl.ends().iter().flatten() {
+        if let VcpuEnd::Done(why) = end {
+            if crate::devices::is_power_event(why) {
+                crate::stderrln!("minikvm: the guest {why}");
+            }
+        }
+    }
     if cfg.stats {
         let all: Vec<_> = stats.iter().map(|(id, name, s)| (*id, name.clone(), lock(s).clone())).collect();
         crate::stderr!("{}", stats::table(&all));

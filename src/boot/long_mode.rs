@@ -68,12 +68,18 @@ pub struct TableLayout {
 impl TableLayout {
     pub fn for_ram(mem_bytes: u64) -> TableLayout {
         let pd_count = mem_bytes.div_ceil(GIB).max(1);
-        let gdt = (mem_bytes & !(PAGE - 1)) - (3 + pd_count) * PAGE;
+        TableLayout::at((mem_bytes & !(PAGE - 1)) - (3 + pd_count) * PAGE, mem_bytes)
+    }
+
+    /// The same tables from the page at `gdt` on (Linux guests keep the top of RAM for the
+    /// initrd: see [`super::linux`]); they take `3 + pd_count` pages.
+    pub fn at(gdt: u64, mem_bytes: u64) -> TableLayout {
+        let pd_count = mem_bytes.div_ceil(GIB).max(1);
         TableLayout { gdt, pml4: gdt + PAGE, pdpt: gdt + 2 * PAGE, pd: gdt + 3 * PAGE, pd_count }
     }
 
-    /// The bytes of every table, each with its guest-physical address.
-    fn images(&self, mem_bytes: u64) -> Vec<(u64, Vec<u8>)> {
+    /// The bytes of every table, each with its guest-physical address (the GDT first).
+    pub fn images(&self, mem_bytes: u64) -> Vec<(u64, Vec<u8>)> {
         let entries = |values: &mut dyn Iterator<Item = u64>| -> Vec<u8> {
             let mut page = vec![0u8; PAGE as usize];
             for (i, v) in values.enumerate().take(512) {
@@ -104,20 +110,8 @@ pub fn plan(binary: &[u8], mem_bytes: u64) -> Result<BootPlan, LongModeError> {
     if binary.len() as u64 > tables.gdt {
         return Err(LongModeError::TooBig { size: binary.len(), tables: tables.gdt, mib: mem_bytes >> 20 });
     }
-    let mut code = flat_segment(CODE_SELECTOR, true, 0);
-    code.l = 1; // 64-bit code
-    code.db = 0; // must be 0 when L = 1
-    let cpu = CpuStart {
-        regs: kvm_regs { rip: 0, rsp: tables.gdt, rflags: 0x2, ..Default::default() },
-        code,
-        data: flat_segment(DATA_SELECTOR, false, 0),
-        cr0: CR0_PG | CR0_ET | CR0_PE,
-        cr3: tables.pml4,
-        cr4: CR4_PAE,
-        efer: EFER_LME | EFER_LMA,
-        gdt: Some((tables.gdt, 3 * 8 - 1)),
-        idt: Some((0, 0)), // no IDT: an exception is a triple fault, reported as such
-    };
+    let regs = kvm_regs { rip: 0, rsp: tables.gdt, rflags: 0x2, ..Default::default() };
+    let cpu = cpu_start(&tables, (CODE_SELECTOR, DATA_SELECTOR), 3, regs);
     let mut images = tables.images(mem_bytes);
     images.push((0, binary.to_vec()));
     Ok(BootPlan {
@@ -127,6 +121,26 @@ pub fn plan(binary: &[u8], mem_bytes: u64) -> Result<BootPlan, LongModeError> {
         cpus: vec![cpu],
         uses_paging: false, // long-mode paging, which every KVM that runs long mode runs
     })
+}
+
+/// A vCPU in 64-bit mode on `tables`: CS and the data segments are the given (code, data)
+/// selectors of a GDT of `gdt_entries` descriptors at `tables.gdt`; no IDT (an exception is a
+/// triple fault, reported as such); `regs` as given.
+pub fn cpu_start(tables: &TableLayout, (code_sel, data_sel): (u16, u16), gdt_entries: u16, regs: kvm_regs) -> CpuStart {
+    let mut code = flat_segment(code_sel, true, 0);
+    code.l = 1; // 64-bit code
+    code.db = 0; // must be 0 when L = 1
+    CpuStart {
+        regs,
+        code,
+        data: flat_segment(data_sel, false, 0),
+        cr0: CR0_PG | CR0_ET | CR0_PE,
+        cr3: tables.pml4,
+        cr4: CR4_PAE,
+        efer: EFER_LME | EFER_LMA,
+        gdt: Some((tables.gdt, gdt_entries * 8 - 1)),
+        idt: Some((0, 0)),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! A plan is plain data — memory ranges, bytes to place, and each vCPU's first register state —
 //! so it can be unit-tested without KVM. [`crate::vmm`] turns it into a running VM.
 
+pub mod acpi;
+pub mod bzimage;
+pub mod linux;
 pub mod long_mode;
 pub mod multiboot;
 pub mod realmode;
@@ -63,6 +66,10 @@ pub enum MachineKind {
     Flat,
     /// Protected-mode kernels: in-kernel PIC pair + PIT + LAPIC, UART on IRQ4; `hlt` waits.
     Kernel,
+    /// Linux (`--linux`): a kernel's machine whose interrupts go through the IOAPIC (the local
+    /// APIC's LINT0 stays masked: the ACPI tables say there is no PIC), with the keyboard
+    /// controller's reset and the ACPI power-off port ([`linux`]).
+    Linux,
 }
 
 /// Everything needed to start a VM.

@@ -7,17 +7,21 @@
 //! | 0x3F8–0x3FF | COM1, the 16550A UART ([`super::serial`]) wired to the console |
 //! | 0x500 | the hypercall port ([`super::hypercall`]) |
 //! | 0x510–0x511 | QEMU's fw_cfg ([`super::fw_cfg`]): signature, RAM size, CPU count |
+//! | 0x60–0x64 | Linux guests only: the keyboard controller's reset ([`super::i8042`]) |
+//! | 0x600–0x601 | Linux guests only: the ACPI sleep registers, power-off ([`super::acpi_sleep`]) |
 //!
 //! The two QEMU devices are there so that kernels written for `qemu -kernel` run unchanged; a
 //! real-mode guest of the C project never touches those ports. COM1 and the hypercall port are thin
 //! adapters from the bus's byte accesses to the console, which owns the UART's registers and the
 //! input queue under one lock.
 
+use super::acpi_sleep::{self, AcpiSleep};
 use super::bus::{Caller, Effect, PortBus, PortDevice};
 use super::console::Console;
 use super::debug_exit::{self, DebugExit};
 use super::fw_cfg::{self, FwCfg};
 use super::hypercall::{self, Hypercall, NO_INPUT};
+use super::i8042::{self, I8042};
 use super::serial::COM1;
 use crate::exit::Fault;
 use std::sync::Arc;
@@ -32,6 +36,16 @@ pub fn pc_ports(console: &Arc<Console>, ram_bytes: u64, cpus: u16) -> PortBus {
         .and_then(|()| bus.register(debug_exit::PORT, debug_exit::LEN, Arc::new(DebugExit)));
     debug_assert!(placed.is_ok(), "the PC's port map has an overlap");
     bus
+}
+
+/// What a Linux guest's PC has besides: the keyboard controller's reset (0x60–0x64) and the ACPI
+/// sleep registers (0x600–0x601) that power it off. Only Linux guests get them, so that no other
+/// guest ends by touching those ports.
+pub fn add_linux_ports(bus: &mut PortBus) {
+    let placed = bus
+        .register(i8042::PORT, i8042::LEN, Arc::new(I8042))
+        .and_then(|()| bus.register(acpi_sleep::PORT, acpi_sleep::LEN, Arc::new(AcpiSleep)));
+    debug_assert!(placed.is_ok(), "the Linux ports overlap the PC's");
 }
 
 /// COM1: register accesses go to the console's UART model.
@@ -125,5 +139,16 @@ mod tests {
         bus.read(0x511, 1, &mut sig, &mut FakeCpu(0));
         assert_eq!(&sig, b"QEMU");
         assert_eq!(bus.write(0xf4, 4, &[3, 0, 0, 0], &mut FakeCpu(0)), Effect::DebugExit(3));
+    }
+
+    #[test]
+    fn only_linux_guests_reset_and_power_off_through_ports() {
+        let (mut bus, _) = machine(b"");
+        assert_eq!(bus.write(0x64, 1, &[0xfe], &mut FakeCpu(0)), Effect::Continue, "no 8042 by default");
+        assert_eq!(bus.write(0x600, 1, &[0x34], &mut FakeCpu(0)), Effect::Continue, "no ACPI port by default");
+        add_linux_ports(&mut bus);
+        assert_eq!(bus.write(0x64, 1, &[0xfe], &mut FakeCpu(0)), Effect::End(i8042::REBOOTED));
+        assert_eq!(bus.write(0x600, 1, &[0x34], &mut FakeCpu(0)), Effect::End(acpi_sleep::POWERED_OFF));
+        assert!(crate::devices::is_power_event(i8042::REBOOTED) && !crate::devices::is_power_event("hlt"));
     }
 }

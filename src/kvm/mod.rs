@@ -75,6 +75,30 @@ pub fn guest_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId> {
     Ok(cpuid)
 }
 
+/// [`guest_cpuid`] with KVM's own hypervisor leaves (0x40000000 "KVMKVMKVM", 0x40000001 its
+/// paravirtual features) instead of minikvm's signature: what a Linux guest gets. KVM itself
+/// implements those features (kvmclock above all), and without kvmclock Linux has no way to learn
+/// the TSC's frequency on a machine with no PIT interrupt and no HPET: it calibrates against the
+/// PIT by timing port reads, which fails under an emulating KVM, and then waits forever for a tick.
+pub fn kvm_paravirt_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId> {
+    let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).during("reading the supported CPUID")?;
+    let mut cpuid = guest_cpuid(kvm, vcpu_id)?;
+    if let Some(kvm_leaf) = supported.as_slice().iter().find(|e| e.function == 0x4000_0000) {
+        for e in cpuid.as_mut_slice().iter_mut().filter(|e| e.function == 0x4000_0000) {
+            *e = *kvm_leaf;
+        }
+    }
+    // The TSC-deadline mode of the local APIC timer, which KVM's in-kernel APIC emulates but leaves
+    // to the VMM to announce (as QEMU does). Without it Linux calibrates the APIC timer against the
+    // TSC, which an emulating KVM gets wrong by orders of magnitude: ticks come late, boots stall.
+    if kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer) {
+        for e in cpuid.as_mut_slice().iter_mut().filter(|e| e.function == 1) {
+            e.ecx |= 1 << 24;
+        }
+    }
+    Ok(cpuid)
+}
+
 /// IA32_MISC_ENABLE and its fast-strings bit (0), which a PC's firmware — and QEMU — sets.
 const MSR_MISC_ENABLE: u32 = 0x1a0;
 const MISC_ENABLE_FAST_STRING: u64 = 1 << 0;

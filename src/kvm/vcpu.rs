@@ -82,6 +82,8 @@ pub struct Vcpu {
     run_size: usize,
     /// GETCHAR was asked for: don't run the guest on until input is queued or has ended.
     awaiting_input: bool,
+    /// The instruction bytes KVM handed back with its last emulation failure, for the report.
+    emulation_insn: Option<Vec<u8>>,
 }
 
 /// What minikvm needs to know about the host's KVM to run a vCPU.
@@ -131,6 +133,7 @@ impl Vcpu {
             sync_sregs,
             run_size: host.run_size,
             awaiting_input: false,
+            emulation_insn: None,
         }
     }
 
@@ -223,7 +226,7 @@ impl Vcpu {
 
     /// One KVM_RUN, and what it exited for, copied out of `kvm_run`.
     fn enter(&mut self) -> std::result::Result<Exit, String> {
-        let Vcpu { fd, stats, id, sync_sregs, run_size, .. } = self;
+        let Vcpu { fd, stats, id, sync_sregs, run_size, emulation_insn, .. } = self;
         let t0 = Instant::now();
         let res = fd.run();
         let in_guest = t0.elapsed();
@@ -255,6 +258,17 @@ impl Vcpu {
                 // SAFETY: KVM set exit_reason to INTERNAL_ERROR, so the `internal` union member is
                 // the one it filled in.
                 let suberror = unsafe { fd.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                // SAFETY: for an emulation failure KVM fills in `emulation_failure`; its bytes are
+                // valid when the flag says so (the union's only member).
+                let failure = unsafe { fd.get_kvm_run().__bindgen_anon_1.emulation_failure };
+                let has_bytes =
+                    failure.flags & kvm_bindings::KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES as u64;
+                if suberror == kvm_bindings::KVM_INTERNAL_ERROR_EMULATION && has_bytes != 0 {
+                    // SAFETY: the flag says KVM wrote the instruction bytes, the inner union's one member.
+                    let insn = unsafe { failure.__bindgen_anon_1.__bindgen_anon_1 };
+                    let len = (insn.insn_size as usize).min(insn.insn_bytes.len());
+                    *emulation_insn = Some(insn.insn_bytes[..len].to_vec());
+                }
                 Exit::InternalError { suberror }
             }
             Ok(VcpuExit::Debug(d)) => Exit::Debug { exception: d.exception, pc: d.pc, dr6: d.dr6 },
@@ -325,6 +339,11 @@ impl Vcpu {
     /// How a fault ends this vCPU: its report, and whether it happened in long mode.
     fn fault_end(&self, fault: Fault) -> VcpuEnd {
         let report = self.fault_report(&fault);
+        // Linux on a KVM whose emulator lacks one of its instructions: the host failed (status 4).
+        if self.kind == MachineKind::Linux && fault == Fault::InternalError(kvm_bindings::KVM_INTERNAL_ERROR_EMULATION)
+        {
+            return VcpuEnd::HostError(report);
+        }
         let long_mode = self.registers().is_some_and(|(_, sr)| sr.efer & EFER_LMA != 0);
         VcpuEnd::Fault { fault, report, long_mode }
     }
@@ -370,6 +389,11 @@ impl Vcpu {
                     s += &format!("\n  {hint}");
                 }
             }
+            if *fault == Fault::InternalError(kvm_bindings::KVM_INTERNAL_ERROR_EMULATION)
+                && self.kind == MachineKind::Linux
+            {
+                s += &emulation_failure_hint(self.emulation_insn.as_deref());
+            }
             if *fault == Fault::TripleFault && looks_like_reset(&r, &sr) {
                 s += "\n  (these are the CPU's power-on values, not where it faulted: this host's KVM \
                       resets the vCPU when it shuts down, as KVM on AMD SVM does; step up to the fault \
@@ -378,6 +402,25 @@ impl Vcpu {
         }
         s
     }
+}
+
+/// The lines that say which instruction KVM could not emulate and what that means for a Linux
+/// guest: a kernel that boots on every KVM with hardware virtualization.
+fn emulation_failure_hint(insn: Option<&[u8]>) -> String {
+    use crate::x86::emulation::{hex, known_unemulated};
+    let bytes = match insn {
+        Some(insn) => {
+            let name = known_unemulated(insn).map(|n| format!(" ({n})")).unwrap_or_default();
+            format!("\n  the instruction at RIP: {}{name}", hex(insn))
+        }
+        None => "\n  (this KVM did not hand back the instruction's bytes)".into(),
+    };
+    format!(
+        "{bytes}\n  this host's KVM emulates the guest's instructions in software and its emulator lacks this \
+         one: the guest is not at fault, this host cannot run it. Run it where KVM has hardware \
+         virtualization: in the lab (`minikvm --lab ...`, see README \"The lab\") or the nested lane \
+         (.ci/nested-lane)"
+    )
 }
 
 /// EFER.LMA: the vCPU is in long mode, so its registers are 64 bits wide.
