@@ -6,6 +6,7 @@
 
 pub mod fuzz;
 pub mod gdb_session;
+pub mod initramfs;
 pub mod kernel_elf;
 pub mod pty;
 pub mod remote;
