@@ -17,6 +17,9 @@ die() { say "FATAL $*"; off; }
 export MINIKVM_BIN="$LANE_MINIKVM" MINIKVM_NESTED_LANE=1 NO_COLOR=1 RUST_BACKTRACE=1
 export CARGO_MANIFEST_DIR="$LANE_REPO" CARGO_BIN_EXE_minikvm="$LANE_MINIKVM"
 cd "$LANE_REPO" || die "no $LANE_REPO in the initramfs"
+# tests/linux.rs boots the lane's own kernel with a busybox initramfs it builds (tests/common/initramfs.rs).
+[ -f /lane/linux/vmlinuz ] && export MINIKVM_TEST_LINUX_KERNEL=/lane/linux/vmlinuz
+export MINIKVM_TEST_BUSYBOX=/bin/busybox
 
 if [ -x /usr/bin/gdb ]; then
     if timeout 60 gdb -nx -batch -ex 'show version' -ex 'python print("gdb python ok")' </dev/null >/tmp/gdb.out 2>&1 \
@@ -124,6 +127,16 @@ EOF
 if [ "$LANE_NUMBERS" = 1 ] && [ -f benches/os1k-numbers.sh ]; then
     echo "benches/os1k-numbers.sh $(up)" >/tmp/current
     timeout 300 sh benches/os1k-numbers.sh "$LANE_MINIKVM" </dev/null 2>&1 | while IFS= read -r line; do say "NUMBERS $line"; done
+fi
+
+# Linux on minikvm and on QEMU, same KVM (benches/linux-numbers.sh); the host keeps the LINUX-NUMBERS
+# lines in <work>/linux-numbers-<cpu>.md.
+if [ "$LANE_NUMBERS" = 1 ] && [ "${LANE_LINUX_NUMBERS:-1}" = 1 ] && [ -f benches/linux-numbers.sh ] && [ -n "${MINIKVM_TEST_LINUX_KERNEL:-}" ]; then
+    echo "benches/linux-numbers.sh $(up)" >/tmp/current
+    say "linux numbers start at $(up)s"
+    timeout 900 sh benches/linux-numbers.sh "$LANE_MINIKVM" "$MINIKVM_TEST_LINUX_KERNEL" /bin/busybox </dev/null 2>&1 |
+        while IFS= read -r line; do say "LINUX-NUMBERS $line"; done
+    say "linux numbers end at $(up)s"
 fi
 
 rm -f /tmp/current

@@ -38,28 +38,8 @@ pub const RUN_END: &str = "\n@@minikvm-init: end status=";
 /// The interactive shell's prompt.
 pub const PROMPT: &str = "minikvm-linux# ";
 
-/// `/init` (busybox ash as PID 1). `$@` holds the init arguments from the kernel command line.
-pub const INIT: &str = r#"#!/bin/sh
-# PID 1 of minikvm's Linux tests (tests/common/initramfs.rs says what it does and why).
-export PATH=/bin HOME=/ TERM=vt100
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-echo "@@minikvm-init: up at $(cut -d' ' -f1 /proc/uptime)"
-if [ $# -gt 0 ]; then
-    echo 1 >/proc/sys/kernel/printk
-    stty -opost </dev/console
-    echo "@@minikvm-init: begin"
-    sh -c "$*"
-    status=$?
-    printf '\n@@minikvm-init: end status=%d\n' "$status"
-else
-    export PS1='minikvm-linux# '
-    setsid cttyhack sh
-fi
-poweroff -f
-sleep 10
-"#;
+/// `/init` (busybox ash as PID 1): `tests/common/linux-init.sh`, shared with the benchmark.
+pub const INIT: &str = include_str!("linux-init.sh");
 
 /// Builds the initramfs from the static busybox at `busybox`: the cpio archive's bytes.
 pub fn build(busybox: &Path) -> io::Result<Vec<u8>> {

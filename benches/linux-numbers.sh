@@ -1,0 +1,112 @@
+#!/bin/sh
+# Booting Linux on minikvm and on QEMU, on the same KVM in the same run: seconds from the start of
+# the VMM to the kernel's first console line ("Linux version ..."), to the test initramfs's /init
+# (its "@@minikvm-init: up" line), and to the end of the VMM after `poweroff -f`; then minikvm's VM
+# exits by reason over that boot (`--stats`). The nested lane runs it after the tests
+# (.ci/nested/tests.sh) and keeps its table in <work>/linux-numbers-<cpu>.md; benches/RESULTS-linux.md
+# and the README's "Boot Linux" section show one. POSIX sh, so busybox runs it.
+#
+# The contenders, each given the same kernel, initramfs, command line and 256 MiB, one vCPU:
+#   minikvm --linux KERNEL --initrd IMAGE --cmdline CMDLINE
+#   qemu-system-x86_64 -M pc -accel kvm -kernel KERNEL -initrd IMAGE -append CMDLINE   (SeaBIOS first)
+#   qemu-system-x86_64 -M microvm -accel kvm ...                           (qboot, no PCI, when it has it)
+# The initramfs is the tests' (tests/common/initramfs.rs): busybox and tests/common/linux-init.sh as
+# /init, packed here with busybox cpio; its command is `true`, so /init powers off at once.
+# Times come from /proc/uptime (10 ms steps) read by a shell builtin as each console line arrives.
+#   usage: benches/linux-numbers.sh MINIKVM KERNEL BUSYBOX [QEMU]
+#   env:   LINUX_NUMBERS_RUNS (default 3: each cell is the median), LINUX_NUMBERS_TIMEOUT (s, default
+#          300), LINUX_NUMBERS_QEMU_ACCEL (default kvm; tcg checks the script on a host whose KVM
+#          cannot boot Linux: QEMU's rows then time its software CPU, not KVM)
+set -eu
+MINIKVM=${1:?usage: $0 MINIKVM KERNEL BUSYBOX [QEMU]}
+KERNEL=${2:?kernel}
+BUSYBOX=${3:?busybox}
+QEMU=${4:-$(command -v qemu-system-x86_64 || true)}
+RUNS=${LINUX_NUMBERS_RUNS:-3}
+LIMIT=${LINUX_NUMBERS_TIMEOUT:-300}
+ACCEL=${LINUX_NUMBERS_QEMU_ACCEL:-kvm}
+CPU=host
+[ "$ACCEL" = kvm ] || CPU=max
+HERE=$(cd "$(dirname "$0")" && pwd)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+CMDLINE='console=ttyS0 -- "true"'
+
+# The tests' initramfs: /bin/busybox with its applet links, /dev/console, /init.
+mkdir -p "$TMP/ir/bin" "$TMP/ir/dev" "$TMP/ir/proc" "$TMP/ir/sys" "$TMP/ir/tmp" "$TMP/ir/root"
+cp "$BUSYBOX" "$TMP/ir/bin/busybox"
+for a in $("$BUSYBOX" --list); do [ "$a" = busybox ] || ln -s busybox "$TMP/ir/bin/$a"; done
+cp "$HERE/../tests/common/linux-init.sh" "$TMP/ir/init"
+chmod 755 "$TMP/ir/init"
+mknod -m 600 "$TMP/ir/dev/console" c 5 1 2>/dev/null || true
+(cd "$TMP/ir" && find . | "$BUSYBOX" cpio -o -H newc -R 0:0 >"$TMP/initramfs.cpio" 2>/dev/null)
+IMAGE=$TMP/initramfs.cpio
+
+# timed COMMAND... -> "FIRST INIT END STATUS" in seconds since the start ("-" for a line never seen);
+# the command's stderr goes to $TMP/err.
+timed() {
+    read -r t0 _ </proc/uptime
+    {
+        st=0
+        timeout "$LIMIT" "$@" 2>"$TMP/err" </dev/null || st=$?
+        echo "@@status $st"
+    } | {
+        first=- init=- status=-
+        while IFS= read -r line; do
+            read -r t _ </proc/uptime
+            case $line in
+            *"Linux version "*) [ "$first" != - ] || first=$t ;;
+            *"@@minikvm-init: up at "*) [ "$init" != - ] || init=$t ;;
+            "@@status "*) status=${line#@@status } ;;
+            esac
+        done
+        read -r t _ </proc/uptime
+        echo "$first $init $t $status"
+    } | awk -v t0="$t0" '{ for (i = 1; i <= 3; i++) $i = ($i == "-") ? "-" : sprintf("%.2f", $i - t0); print }'
+}
+
+# The median of the numbers on stdin, one a line ("-" when any is "-").
+median() { sort -n | awk '{ v[NR] = $1; if ($1 == "-") bad = 1 } END { if (bad || !NR) print "-"; else print v[int((NR + 1) / 2)] }'; }
+
+# row NAME COMMAND... : RUNS boots, one table row of medians.
+row() {
+    name=$1
+    shift
+    : >"$TMP/runs"
+    n=0
+    while [ "$n" -lt "$RUNS" ]; do
+        timed "$@" >>"$TMP/runs"
+        n=$((n + 1))
+    done
+    statuses=$(awk '{ print $4 }' "$TMP/runs" | sort -u | paste -sd, -)
+    echo "| $name | $(awk '{ print $1 }' "$TMP/runs" | median) | $(awk '{ print $2 }' "$TMP/runs" | median) | $(awk '{ print $3 }' "$TMP/runs" | median) | $statuses |"
+}
+
+echo "| VMM | first kernel line (s) | /init (s) | powered off, VMM ended (s) | exit status |"
+echo "|---|---|---|---|---|"
+row "minikvm" "$MINIKVM" --stats --linux "$KERNEL" --initrd "$IMAGE" --cmdline "$CMDLINE"
+MINIKVM_ERR=$(head -c 4000 "$TMP/err")
+cp "$TMP/runs" "$TMP/runs.minikvm"
+if [ -n "$QEMU" ]; then
+    q() { echo "$QEMU -M $1 -accel $ACCEL -cpu $CPU -smp 1 -m 256 -display none -nodefaults -no-reboot -serial stdio"; }
+    # shellcheck disable=SC2046 # the words of q's line are meant to split
+    row "QEMU -M pc" $(q pc) -kernel "$KERNEL" -initrd "$IMAGE" -append "$CMDLINE"
+    if "$QEMU" -M help 2>/dev/null | grep -q '^microvm'; then
+        # shellcheck disable=SC2046
+        row "QEMU -M microvm" $(q microvm) -kernel "$KERNEL" -initrd "$IMAGE" -append "$CMDLINE"
+    else
+        echo "| QEMU -M microvm | n/a (this QEMU has no microvm) | | | |"
+    fi
+else
+    echo "| QEMU | n/a (no qemu-system-x86_64 here) | | | |"
+fi
+echo
+if [ "$(awk 'NR == 1 { print $4 }' "$TMP/runs.minikvm")" != 0 ]; then
+    echo "minikvm did not boot to power-off; its stderr began with: $(printf '%s\n' "$MINIKVM_ERR" | head -3 | tr '\n' ' ')"
+    echo
+fi
+echo "minikvm's VM exits by reason over one boot to power-off (\`--stats\`, the last run):"
+echo
+echo '```'
+printf '%s\n' "$MINIKVM_ERR" | awk '/exits$/ || /time:/ { print; next } /exits by reason:/ { on = 1; print; next } on && /^    / { print; next } { on = 0 }'
+echo '```'
