@@ -18,8 +18,16 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-/// A boot under nested KVM inside QEMU's software CPU takes tens of seconds; leave room.
+/// A boot under the nested lane's KVM (inside QEMU's software CPU) takes a minute or two; leave room.
 const BOOT_LIMIT: Duration = Duration::from_secs(300);
+
+/// One boot at a time: in the nested lane every vCPU of every VM shares one emulated CPU thread, so
+/// boots in parallel would only make each of them slower than its limit.
+static ONE_BOOT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_boot() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BOOT.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The doctor probe that says whether this host's KVM can boot Linux. Until `doctor` has its
 /// `linux` probe, `usercall` stands in: it fails on exactly the emulating KVMs (this project's
@@ -59,6 +67,7 @@ fn ready(test: &str, dir: &tempfile::TempDir) -> Option<(PathBuf, PathBuf)> {
 
 /// `minikvm --linux KERNEL --initrd IMAGE --cmdline CMDLINE`, stdin empty.
 fn boot(kernel: &PathBuf, image: &PathBuf, cmdline: &str) -> Output {
+    let _one = one_boot();
     let mut cmd = common::minikvm();
     cmd.arg("--linux").arg(kernel).arg("--initrd").arg(image).args(["--cmdline", cmdline]);
     cmd.timeout(BOOT_LIMIT);
@@ -88,22 +97,6 @@ fn linux_boots_to_busybox_runs_a_command_and_powers_off() {
 }
 
 #[test]
-fn linux_a_failing_command_reports_its_status_and_the_guest_still_powers_off() {
-    let test = "linux_a_failing_command_reports_its_status_and_the_guest_still_powers_off";
-    let dir = tempfile::tempdir().unwrap();
-    let Some((kernel, image)) = ready(test, &dir) else { return };
-    let out = boot(&kernel, &image, &initramfs::cmdline_running("echo no such file >&2; ls /nonexistent; exit 3"));
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "a command's failure is the guest's business:\n{stdout}");
-    let (bytes, status) = initramfs::run_output(&out.stdout).unwrap_or_else(|| panic!("no markers:\n{stdout}"));
-    assert_eq!(status, 3, "the command's own status:\n{stdout}");
-    assert!(
-        text(&bytes).starts_with("no such file\nls: /nonexistent"),
-        "stderr of the command reaches the console:\n{stdout}"
-    );
-}
-
-#[test]
 fn linux_reboot_ends_minikvm_with_status_0_and_says_the_guest_rebooted() {
     let test = "linux_reboot_ends_minikvm_with_status_0_and_says_the_guest_rebooted";
     let dir = tempfile::tempdir().unwrap();
@@ -121,11 +114,12 @@ fn linux_typed_input_reaches_the_busybox_shell_through_irq4() {
     let test = "linux_typed_input_reaches_the_busybox_shell_through_irq4";
     let dir = tempfile::tempdir().unwrap();
     let Some((kernel, image)) = ready(test, &dir) else { return };
+    let _one = one_boot();
     let mut p = Pty::new();
     let mut cmd = common::minikvm_std();
     cmd.arg("--linux").arg(&kernel).arg("--initrd").arg(&image).args(["--cmdline", "console=ttyS0 quiet"]);
     let mut child = p.spawn(&mut cmd);
-    p.wait_for(initramfs::PROMPT, BOOT_LIMIT);
+    wait_for_prompt(&p, &mut child);
     // The shell computes the answer, so seeing it proves the keys reached it (not just an echo).
     p.master.write_all(b"echo typed-$((6 * 7))\r").unwrap();
     p.wait_for("typed-42", Duration::from_secs(60));
@@ -133,6 +127,22 @@ fn linux_typed_input_reaches_the_busybox_shell_through_irq4() {
     let status = common::pty::wait(&mut child, Duration::from_secs(60));
     assert_eq!(status, 0, "poweroff from the shell ends minikvm with 0:\n{}", p.text());
     assert!(p.text().contains("powered off"), "no line saying the guest powered off:\n{}", p.text());
+}
+
+/// Waits for the shell's prompt on `p`; fails at once when minikvm ends first, or after BOOT_LIMIT.
+fn wait_for_prompt(p: &Pty, child: &mut std::process::Child) {
+    let start = std::time::Instant::now();
+    while !p.text().contains(initramfs::PROMPT) {
+        if let Some(status) = child.try_wait().unwrap() {
+            std::thread::sleep(Duration::from_millis(200)); // the last bytes on the terminal
+            panic!("minikvm ended ({status}) before the shell's prompt; the terminal shows:\n{}", p.text());
+        }
+        if start.elapsed() > BOOT_LIMIT {
+            let _ = child.kill();
+            panic!("no prompt within {BOOT_LIMIT:?}; the terminal shows:\n{}", p.text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The very same initramfs and command line under QEMU: the reference PC for what the guest shows
@@ -143,9 +153,15 @@ fn linux_the_test_initramfs_runs_its_command_on_qemu() {
     if common::skip_unless_installed("qemu-system-x86_64", test) {
         return;
     }
+    if common::in_nested_lane() {
+        // Measured: QEMU's PC (SeaBIOS, PCI) under the lane's nested KVM needs minutes to boot.
+        let why = "QEMU's PC boots Linux in minutes under the lane's nested KVM; this reference runs on the host";
+        return common::skip(test, why);
+    }
     let dir = tempfile::tempdir().unwrap();
     let Some((kernel, image)) = kernel_and_initramfs(test, &dir) else { return };
     let accel = if common::host_can(linux_probe()) { "kvm" } else { "tcg" };
+    let _one = one_boot();
     let out = assert_cmd::Command::new("qemu-system-x86_64")
         .args(["-accel", accel, "-m", "256", "-display", "none", "-nodefaults", "-no-reboot", "-serial", "stdio"])
         .arg("-kernel")

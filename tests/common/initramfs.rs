@@ -105,6 +105,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Why the kernel or busybox is not there: the reason a test skips with.
+#[derive(Debug)]
+pub struct Missing(pub String);
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The lab's cache root (`lab/lib.sh`): where busybox and the kernel are extracted.
 fn lab_root() -> PathBuf {
     let cache = std::env::var_os("MINIKVM_LAB_CACHE").map(PathBuf::from).unwrap_or_else(|| {
@@ -115,7 +125,7 @@ fn lab_root() -> PathBuf {
 }
 
 /// Debian's static busybox: `MINIKVM_TEST_BUSYBOX`, else the lab's cache. Err says why not.
-pub fn busybox() -> Result<PathBuf, String> {
+pub fn busybox() -> Result<PathBuf, Missing> {
     if let Some(path) = std::env::var_os("MINIKVM_TEST_BUSYBOX") {
         return existing(PathBuf::from(path), "MINIKVM_TEST_BUSYBOX");
     }
@@ -123,8 +133,13 @@ pub fn busybox() -> Result<PathBuf, String> {
 }
 
 /// The stock Debian kernel: `MINIKVM_TEST_LINUX_KERNEL`, else the lab cache's
-/// `boot/vmlinuz-<KVER>` (KVER from `root/.lane`). Err says why not.
-pub fn kernel() -> Result<PathBuf, String> {
+/// `boot/vmlinuz-<KVER>` (KVER from `root/.lane`). Err says why not (also when
+/// `MINIKVM_TEST_LINUX_OFF` gives a reason: the nested lanes that do not boot Linux set it).
+pub fn kernel() -> Result<PathBuf, Missing> {
+    // The nested lane boots Linux in one of its lanes only (.ci/nested-lane, NESTED_LINUX_CPUS).
+    if let Some(why) = std::env::var_os("MINIKVM_TEST_LINUX_OFF") {
+        return Err(Missing(why.to_string_lossy().into_owned()));
+    }
     if let Some(path) = std::env::var_os("MINIKVM_TEST_LINUX_KERNEL") {
         return existing(PathBuf::from(path), "MINIKVM_TEST_LINUX_KERNEL");
     }
@@ -134,10 +149,13 @@ pub fn kernel() -> Result<PathBuf, String> {
     existing(root.join(format!("boot/vmlinuz-{kver}")), "the lab's cache (`lab/minikvm-lab --setup` fetches it)")
 }
 
-fn existing(path: PathBuf, from: &str) -> Result<PathBuf, String> {
+fn existing(path: PathBuf, from: &str) -> Result<PathBuf, Missing> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!("no {} (from {from}); set MINIKVM_TEST_LINUX_KERNEL / MINIKVM_TEST_BUSYBOX", path.display()))
+        Err(Missing(format!(
+            "no {} (from {from}); set MINIKVM_TEST_LINUX_KERNEL / MINIKVM_TEST_BUSYBOX",
+            path.display()
+        )))
     }
 }
