@@ -54,6 +54,7 @@ timed() {
         first=- init=- status=-
         while IFS= read -r line; do
             read -r t _ </proc/uptime
+            case $line in "@@status "*) ;; *) [ -z "$line" ] || printf '%s\n' "$line" >"$TMP/last" ;; esac
             case $line in
             *"Linux version "*) [ "$first" != - ] || first=$t ;;
             *"@@minikvm-init: up at "*) [ "$init" != - ] || init=$t ;;
@@ -73,6 +74,7 @@ row() {
     name=$1
     shift
     : >"$TMP/runs"
+    rm -f "$TMP/last"
     n=0
     while [ "$n" -lt "$RUNS" ]; do
         timed "$@" >>"$TMP/runs"
@@ -87,6 +89,7 @@ echo "|---|---|---|---|---|"
 row "minikvm" "$MINIKVM" --stats --linux "$KERNEL" --initrd "$IMAGE" --cmdline "$CMDLINE"
 MINIKVM_ERR=$(head -c 4000 "$TMP/err")
 cp "$TMP/runs" "$TMP/runs.minikvm"
+cp "$TMP/last" "$TMP/last.minikvm" 2>/dev/null || true
 if [ -n "$QEMU" ]; then
     q() { echo "$QEMU -M $1 -accel $ACCEL -cpu $CPU -smp 1 -m 256 -display none -nodefaults -no-reboot -serial stdio"; }
     # shellcheck disable=SC2046 # the words of q's line are meant to split
@@ -105,6 +108,7 @@ fi
 echo
 if [ "$(awk 'NR == 1 { print $4 }' "$TMP/runs.minikvm")" != 0 ]; then
     echo "minikvm did not boot to power-off; its stderr began with: $(printf '%s\n' "$MINIKVM_ERR" | head -3 | tr '\n' ' ')"
+    if [ -s "$TMP/last.minikvm" ]; then echo "and its console's last line was: $(tr -d '\r' <"$TMP/last.minikvm")"; else echo "and its console stayed empty"; fi
     echo
 fi
 echo "minikvm's VM exits by reason over one boot to power-off (\`--stats\`, the last run):"
