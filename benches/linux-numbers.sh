@@ -42,7 +42,8 @@ mknod -m 600 "$TMP/ir/dev/console" c 5 1 2>/dev/null || true
 (cd "$TMP/ir" && find . | "$BUSYBOX" cpio -o -H newc -R 0:0 >"$TMP/initramfs.cpio" 2>/dev/null)
 IMAGE=$TMP/initramfs.cpio
 
-# timed COMMAND... -> "FIRST INIT END STATUS" in seconds since the start ("-" for a line never seen);
+# timed COMMAND... -> "FIRST INIT END STATUS" in seconds since the start ("-" for a line never seen;
+# STATUS "timeout" when LIMIT stopped it);
 # the command's stderr goes to $TMP/err.
 timed() {
     read -r t0 _ </proc/uptime
@@ -63,7 +64,10 @@ timed() {
         done
         read -r t _ </proc/uptime
         echo "$first $init $t $status"
-    } | awk -v t0="$t0" '{ for (i = 1; i <= 3; i++) $i = ($i == "-") ? "-" : sprintf("%.2f", $i - t0); print }'
+    } | awk -v t0="$t0" -v limit="$LIMIT" '{
+        for (i = 1; i <= 3; i++) $i = ($i == "-") ? "-" : sprintf("%.2f", $i - t0)
+        if ($3 >= limit - 1) $4 = "timeout" # busybox timeout passes on the status of the stopped VMM (QEMU: 0)
+        print }'
 }
 
 # The median of the numbers on stdin, one a line ("-" when any is "-").
@@ -106,7 +110,7 @@ else
     echo "| QEMU | n/a (no qemu-system-x86_64 here) | | | |"
 fi
 echo
-if [ "$(awk 'NR == 1 { print $4 }' "$TMP/runs.minikvm")" != 0 ]; then
+if [ "$(awk 'NR == 1 { print $4 }' "$TMP/runs.minikvm")" != 0 ] || [ "$(awk 'NR == 1 { print $2 }' "$TMP/runs.minikvm")" = - ]; then
     echo "minikvm did not boot to power-off; its stderr began with: $(printf '%s\n' "$MINIKVM_ERR" | head -3 | tr '\n' ' ')"
     if [ -s "$TMP/last.minikvm" ]; then echo "and its console's last line was: $(tr -d '\r' <"$TMP/last.minikvm")"; else echo "and its console stayed empty"; fi
     echo
