@@ -78,8 +78,8 @@ watchdog() {
             say "ALIVE   minikvm $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-200)"
             for t in /proc/"$pid"/task/*; do say "ALIVE     thread $(thread_line "$t")"; done
         done
-        if [ -n "$(pidof minikvm)" ] && [ ! -e "/tmp/traced.$cname.$cstart" ]; then
-            : >"/tmp/traced.$cname.$cstart"
+        if [ -n "$(pidof minikvm)" ] && [ ! -e "/tmp/traced.${cname##*/}.$cstart" ]; then
+            : >"/tmp/traced.${cname##*/}.$cstart"
             kvm_trace
         fi
     done
