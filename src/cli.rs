@@ -103,7 +103,7 @@ pub struct RunArgs {
     pub initrd: Option<PathBuf>,
 
     /// With --linux: the kernel command line [default: console=ttyS0 earlyprintk=serial,ttyS0
-    /// reboot=k; `nokaslr` is added under --gdb].
+    /// reboot=k; `reboot=k` is put in front of a line without `reboot=`, `nokaslr` under --gdb].
     #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
     pub cmdline: Option<String>,
 

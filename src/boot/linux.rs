@@ -113,11 +113,21 @@ pub fn read_initrd(path: &std::path::Path, mem_bytes: u64) -> Result<Vec<u8>, Li
     std::fs::read(path).map_err(fail)
 }
 
-/// The command line a run passes: `--cmdline` or [`DEFAULT_CMDLINE`], plus `nokaslr` under gdb
-/// (unless it is there already).
+/// Put in front of a `--cmdline` that chooses no reboot method: minikvm's PC resets only through
+/// the keyboard controller. Left to its default (ACPI first, then the others in turn), Linux
+/// printed "Restarting system" and never reached it (measured in the nested lane).
+pub const REBOOT_BY_KEYBOARD: &str = "reboot=k";
+
+/// The command line a run passes: `--cmdline` or [`DEFAULT_CMDLINE`], with [`REBOOT_BY_KEYBOARD`]
+/// unless it says `reboot=` itself, plus `nokaslr` under gdb (unless it is there already). Both
+/// go in front, before any `--` that starts init's arguments.
 pub fn command_line(given: Option<&str>, gdb: bool) -> String {
     let mut line = given.unwrap_or(DEFAULT_CMDLINE).to_string();
-    if gdb && !line.split_whitespace().any(|w| w == NO_KASLR) {
+    let has = |line: &str, f: &dyn Fn(&str) -> bool| line.split_whitespace().take_while(|w| *w != "--").any(f);
+    if !has(&line, &|w| w.starts_with("reboot=")) {
+        line = format!("{REBOOT_BY_KEYBOARD} {line}");
+    }
+    if gdb && !has(&line, &|w| w == NO_KASLR) {
         line = format!("{NO_KASLR} {line}");
     }
     line.trim().to_string()
@@ -305,7 +315,13 @@ mod tests {
     fn gdb_adds_nokaslr_once_and_the_default_has_the_serial_console() {
         assert_eq!(command_line(None, false), DEFAULT_CMDLINE);
         assert!(DEFAULT_CMDLINE.contains("console=ttyS0") && DEFAULT_CMDLINE.contains("earlyprintk=serial,ttyS0"));
-        assert_eq!(command_line(Some("console=ttyS0"), true), "nokaslr console=ttyS0");
-        assert_eq!(command_line(Some("nokaslr quiet"), true), "nokaslr quiet");
+        assert_eq!(command_line(Some("console=ttyS0"), true), "nokaslr reboot=k console=ttyS0");
+        assert_eq!(command_line(Some("nokaslr quiet reboot=t"), true), "nokaslr quiet reboot=t");
+        assert_eq!(
+            command_line(Some("quiet -- sh -c reboot=x"), false),
+            "reboot=k quiet -- sh -c reboot=x",
+            "init's words are init's"
+        );
+        assert_eq!(command_line(Some(""), false), "reboot=k");
     }
 }
