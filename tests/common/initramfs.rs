@@ -136,7 +136,7 @@ pub fn busybox() -> Result<PathBuf, Missing> {
 /// `boot/vmlinuz-<KVER>` (KVER from `root/.lane`). Err says why not (also when
 /// `MINIKVM_TEST_LINUX_OFF` gives a reason: the nested lanes that do not boot Linux set it).
 pub fn kernel() -> Result<PathBuf, Missing> {
-    // The nested lane boots Linux in one of its lanes only (.ci/nested-lane, NESTED_LINUX_CPUS).
+    // The nested lane boots Linux in its Linux lane only (.ci/nested-lane --cpu linux).
     if let Some(why) = std::env::var_os("MINIKVM_TEST_LINUX_OFF") {
         return Err(Missing(why.to_string_lossy().into_owned()));
     }
