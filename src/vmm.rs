@@ -347,8 +347,13 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     // Before any thread starts, so that every thread inherits the blocked mask.
     let signals = StopSignals::block()?;
     let mail: Arc<Mailbox<Event>> = Arc::new(Mailbox::new()?);
-    let starving = mail.clone();
-    console.on_starve(Box::new(move || starving.post(Event::Starving)));
+    // Linux is not watched for "input ended while it waits": its serial driver reads the line
+    // status for its own reasons (boot probes, transmit), which are not waits for a key; with
+    // stdin ended it runs on until it powers off, reboots, or --timeout — as on QEMU.
+    if machine.kind != MachineKind::Linux {
+        let starving = mail.clone();
+        console.on_starve(Box::new(move || starving.post(Event::Starving)));
+    }
 
     // Raw mode before the first guest instruction, so no early key is cooked or echoed.
     let raw = RawTerminal::enter();
