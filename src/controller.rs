@@ -20,7 +20,7 @@ use crate::devices::stdin::{InputEvent, StdinReader};
 use crate::error::{Error, ExitStatus, Result};
 use crate::exit::Fault;
 use crate::gdb::SessionEnd;
-use crate::kvm::vcpu::{DebugRequest, VcpuControl, VcpuEnd};
+use crate::run_loop::{DebugRequest, VcpuControl, VcpuEnd};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{SigSet, Signal};

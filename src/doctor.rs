@@ -2,16 +2,19 @@
 //! never from guessing by CPU or kernel names. The tests ask the same probes
 //! (`minikvm doctor --probe NAME`) to decide what they can check on a host.
 
+use crate::boot::MachineKind;
 use crate::boot::{flat_segment, realmode};
+use crate::devices::bus::{Caller, Effect, PortBus, PortDevice, FLOATING};
+use crate::devices::console::{lock, Console};
 use crate::error::{ExitStatus, KvmContext, Result};
+use crate::exit::Fault;
+use crate::kvm::vcpu::HostCaps;
 use crate::kvm::{self, memory::GuestRam};
-use kvm_bindings::{
-    kvm_guest_debug, kvm_regs, kvm_segment, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
-    KVM_GUESTDBG_USE_SW_BP,
-};
-use kvm_ioctls::{Cap, Kvm, VcpuExit};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use crate::run_loop::{DebugEvent, Halt, Mode, ResumeWith, Vcpu, VcpuEnd};
+use kvm_bindings::{kvm_regs, kvm_segment};
+use kvm_ioctls::{Cap, Kvm, VcpuFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One probe: its name, what it checks, and a hint when it fails.
@@ -156,10 +159,34 @@ struct ProbeSetup {
     cr3: u64,
     cr4: u64,
     efer: u64,
-    debug: Option<kvm_guest_debug>,
+    /// How the debugger would resume it (single step, breakpoints): the probe runs debugged.
+    debug: ResumeWith,
 }
 
-/// Runs a probe guest for at most two seconds and returns its first interesting exit.
+/// The probe guest's first `out`, to any port: it ends the probe.
+#[derive(Default)]
+struct FirstOut(Mutex<Option<(u16, u32)>>);
+
+impl PortDevice for FirstOut {
+    fn read(&self, _: u16, _: &mut dyn Caller) -> u8 {
+        FLOATING
+    }
+    fn write(&self, offset: u16, value: u8, caller: &mut dyn Caller) -> Effect {
+        self.write_item(offset, &[value], caller)
+    }
+    fn takes_whole_items(&self) -> bool {
+        true
+    }
+    fn write_item(&self, offset: u16, item: &[u8], _: &mut dyn Caller) -> Effect {
+        let mut v = [0u8; 4];
+        v[..item.len().min(4)].copy_from_slice(&item[..item.len().min(4)]);
+        *lock(&self.0) = Some((offset, u32::from_le_bytes(v)));
+        Effect::End("probe")
+    }
+}
+
+/// Runs a probe guest for at most two seconds through the run loop ([`crate::run_loop`]) and
+/// returns its first interesting exit.
 fn run_probe(kvm: &Kvm, setup: ProbeSetup) -> std::result::Result<Seen, String> {
     let err = |e: crate::error::Error| e.to_string();
     let vm = kvm.create_vm().during("creating a probe VM").map_err(err)?;
@@ -170,13 +197,63 @@ fn run_probe(kvm: &Kvm, setup: ProbeSetup) -> std::result::Result<Seen, String> 
     for (gpa, bytes) in &setup.extra {
         ram.write(*gpa, bytes)?;
     }
-    let mut vcpu = vm.create_vcpu(0).during("creating a probe vCPU").map_err(err)?;
+    let fd = vm.create_vcpu(0).during("creating a probe vCPU").map_err(err)?;
     if setup.long {
         // What a kernel gets: KVM's supported CPUID (long mode, syscall) with minikvm's leaf.
         let cpuid = kvm::guest_cpuid(kvm, 0).map_err(err)?;
-        vcpu.set_cpuid2(&cpuid).during("setting probe CPUID").map_err(err)?;
+        fd.set_cpuid2(&cpuid).during("setting probe CPUID").map_err(err)?;
     }
-    let mut sregs = vcpu.get_sregs().during("reading probe sregs").map_err(err)?;
+    let first_out = Arc::new(FirstOut::default());
+    let mut bus = PortBus::default();
+    bus.register(0, u16::MAX, first_out.clone()).map_err(|_| "the probe's port bus".to_string())?;
+    let console = Console::new(Box::new(std::io::sink()), false, false);
+    let host = HostCaps::of(kvm).map_err(err)?;
+    let mut vcpu = Vcpu::new(0, "probe".into(), fd, MachineKind::Flat, console, Arc::new(bus), host);
+    vcpu.fault_hints = false;
+    set_probe_registers(vcpu.fd(), &setup, start)?;
+    vcpu.set_debug(&setup.debug)?;
+    kvm::install_kick_handler().map_err(err)?;
+    let ctl = vcpu.ctl.clone();
+    let handle = std::thread::spawn(move || {
+        let _kick = vcpu.cpu.kick_target();
+        vcpu.drive(Mode::Debugged(&setup.debug))
+    });
+    // A probe that has not answered in two seconds is kicked out and counts as not working.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !handle.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    while !handle.is_finished() {
+        ctl.stop.store(true, Ordering::Release);
+        kvm::kick(&handle);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let halt = handle.join().map_err(|_| "probe thread panicked".to_string())?;
+    let out = lock(&first_out.0).take();
+    Ok(seen(halt, out))
+}
+
+/// The probe's first interesting exit, from how the run loop stopped.
+fn seen(halt: Halt, out: Option<(u16, u32)>) -> Seen {
+    match halt {
+        Halt::End(VcpuEnd::Done("probe")) => out.map_or(Seen::Other("no result".into()), |(p, v)| Seen::Out(p, v)),
+        Halt::End(VcpuEnd::Done(_)) => Seen::Hlt,
+        Halt::Debugger(DebugEvent::Debug { exception, pc, .. }) => Seen::Debug { exception, pc },
+        Halt::End(VcpuEnd::Fault { fault: Fault::TripleFault, .. }) => Seen::Other("triple fault".into()),
+        Halt::End(VcpuEnd::Fault { fault: Fault::InternalError(_), .. }) => Seen::Other("KVM internal error".into()),
+        Halt::End(VcpuEnd::Fault { fault: Fault::FailedEntry(r), .. }) => {
+            Seen::Other(format!("VM entry failed ({r:#x})"))
+        }
+        Halt::End(VcpuEnd::Stopped) => Seen::Other("timed out".into()),
+        Halt::End(VcpuEnd::HostError(msg)) => Seen::Other(msg),
+        other => Seen::Other(format!("unexpected exit {other:?}")),
+    }
+}
+
+/// The probe's first state: real mode at 0, or flat protected (or long) mode at [`CODE`].
+fn set_probe_registers(fd: &VcpuFd, setup: &ProbeSetup, start: u64) -> std::result::Result<(), String> {
+    let err = |e: crate::error::Error| e.to_string();
+    let mut sregs = fd.get_sregs().during("reading probe sregs").map_err(err)?;
     if setup.protected {
         let mut code: kvm_segment = flat_segment(0x08, true, 0);
         if setup.long {
@@ -193,55 +270,10 @@ fn run_probe(kvm: &Kvm, setup: ProbeSetup) -> std::result::Result<Seen, String> 
     } else {
         realmode::cpu_start(0).apply(&mut sregs);
     }
-    vcpu.set_sregs(&sregs).during("setting probe sregs").map_err(err)?;
+    fd.set_sregs(&sregs).during("setting probe sregs").map_err(err)?;
     let regs = kvm_regs { rip: start, rflags: 2, rsp: 0x8000, ..Default::default() };
-    vcpu.set_regs(&regs).during("setting probe regs").map_err(err)?;
-    if let Some(dbg) = &setup.debug {
-        vcpu.set_guest_debug(dbg).map_err(|e| format!("KVM_SET_GUEST_DEBUG refused: {e}"))?;
-    }
-    kvm::install_kick_handler().map_err(err)?;
-
-    let done = Arc::new(AtomicBool::new(false));
-    let done2 = done.clone();
-    let handle = std::thread::spawn(move || {
-        let _kick = kvm::KickTarget::new(&mut vcpu);
-        for _ in 0..1000 {
-            if done2.load(Ordering::Acquire) {
-                return Seen::Other("timed out".into());
-            }
-            return match vcpu.run() {
-                Ok(VcpuExit::IoOut(port, data)) => {
-                    let mut v = [0u8; 4];
-                    let n = data.len().min(4);
-                    v[..n].copy_from_slice(&data[..n]);
-                    Seen::Out(port, u32::from_le_bytes(v))
-                }
-                Ok(VcpuExit::Hlt) => Seen::Hlt,
-                Ok(VcpuExit::Debug(d)) => Seen::Debug { exception: d.exception, pc: d.pc },
-                Ok(VcpuExit::Shutdown) => Seen::Other("triple fault".into()),
-                Ok(VcpuExit::InternalError) => Seen::Other("KVM internal error".into()),
-                Ok(VcpuExit::FailEntry(r, _)) => Seen::Other(format!("VM entry failed ({r:#x})")),
-                Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::MmioRead(..)) | Ok(VcpuExit::MmioWrite(..)) => continue,
-                Ok(other) => Seen::Other(format!("unexpected exit {other:?}")),
-                Err(e) if e.errno() == libc::EINTR => Seen::Other("timed out".into()),
-                Err(e) => Seen::Other(format!("KVM_RUN failed: {e}")),
-            };
-        }
-        Seen::Other("too many exits".into())
-    });
-    // A probe that has not answered in two seconds is kicked out and counts as not working.
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while !handle.is_finished() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    while !handle.is_finished() {
-        done.store(true, Ordering::Release);
-        kvm::kick(&handle);
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let seen = handle.join().unwrap_or_else(|_| Seen::Other("probe thread panicked".into()));
-    drop(ram);
-    Ok(seen)
+    fd.set_regs(&regs).during("setting probe regs").map_err(err)?;
+    Ok(())
 }
 
 fn expect_out(seen: Seen, value: u32) -> std::result::Result<(), String> {
@@ -310,7 +342,7 @@ fn longmode_probe(kvm: &Kvm) -> std::result::Result<(), String> {
         cr3: 0x4000,
         cr4: 0x20,
         efer: 0x500, // LME | LMA
-        debug: None,
+        debug: ResumeWith::default(),
     };
     expect_out(run_probe(kvm, setup)?, 0x1122_3344)
 }
@@ -389,7 +421,7 @@ fn ring3_setup(code: Vec<u8>, gdt: &[u64; 5], sce: u64) -> ProbeSetup {
         cr3: 0x5000,
         cr4: 0x20,
         efer: 0x500 | sce,
-        debug: None,
+        debug: ResumeWith::default(),
     }
 }
 
@@ -440,17 +472,18 @@ fn syscall_probe(kvm: &Kvm) -> std::result::Result<(), String> {
     }
 }
 
-fn debug(control: u32, dr0: u64, dr7: u64) -> kvm_guest_debug {
-    let mut d = kvm_guest_debug { control, ..Default::default() };
-    d.arch.debugreg[0] = dr0;
-    d.arch.debugreg[7] = dr7;
-    d
+/// Breakpoints as the debugger would set them: DR0 and DR7.
+fn hw_breakpoint(dr0: u64, dr7: u64) -> ResumeWith {
+    let mut debugreg = [0; 8];
+    debugreg[0] = dr0;
+    debugreg[7] = dr7;
+    ResumeWith { debugreg, ..Default::default() }
 }
 
 fn singlestep_probe(kvm: &Kvm) -> std::result::Result<(), String> {
     let setup = ProbeSetup {
         code: vec![0x90, 0x90, 0xf4],
-        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, 0, 0)),
+        debug: ResumeWith { step: true, ..Default::default() },
         ..Default::default()
     };
     match run_probe(kvm, setup)? {
@@ -460,11 +493,7 @@ fn singlestep_probe(kvm: &Kvm) -> std::result::Result<(), String> {
 }
 
 fn hwbreak_probe(kvm: &Kvm) -> std::result::Result<(), String> {
-    let setup = ProbeSetup {
-        code: vec![0x90, 0x90, 0x90, 0xf4],
-        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, 2, 0x1)),
-        ..Default::default()
-    };
+    let setup = ProbeSetup { code: vec![0x90, 0x90, 0x90, 0xf4], debug: hw_breakpoint(2, 0x1), ..Default::default() };
     match run_probe(kvm, setup)? {
         Seen::Debug { exception: 1, pc: 2 } => Ok(()),
         other => Err(describe(other)),
@@ -475,7 +504,7 @@ fn watch_probe(kvm: &Kvm) -> std::result::Result<(), String> {
     // movb $1, 0x100 ; hlt — with a one-byte write watchpoint on 0x100 (DR7: L0, R/W0 = write).
     let setup = ProbeSetup {
         code: vec![0xc6, 0x06, 0x00, 0x01, 0x01, 0xf4],
-        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, 0x100, 0x0001_0701)),
+        debug: hw_breakpoint(0x100, 0x0001_0701),
         ..Default::default()
     };
     match run_probe(kvm, setup)? {
@@ -490,7 +519,8 @@ fn int3_probe(kvm: &Kvm) -> std::result::Result<(), String> {
         code: vec![0x90, 0xcc, 0xf4],
         protected: true,
         cr0: 0x11,
-        debug: Some(debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP, 0, 0)),
+        // The debugger's own int3, at the second byte.
+        debug: ResumeWith { int3: vec![CODE + 1], ..Default::default() },
         ..Default::default()
     };
     match run_probe(kvm, setup)? {

@@ -1,62 +1,13 @@
 //! VM exits and what minikvm does about each: a pure mapping, unit-tested with synthetic exits.
 //!
-//! The vCPU loop copies what KVM reported into an [`Exit`] (owned, no borrow of `kvm_run`), asks
+//! The KVM boundary copies what KVM reported into an [`Exit`] (owned, no borrow of `kvm_run`); the
+//! run loop ([`crate::run_loop`]) asks
 //! [`decide`] for an [`Action`], and carries the action out. Keeping the decision pure means every
 //! exit reason's handling can be tested without a VM.
 
 use crate::boot::MachineKind;
 
-/// One VM exit, as minikvm sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    /// `in` from `port`: `count` items of `size` bytes (`count` > 1 for `rep ins`).
-    IoIn {
-        port: u16,
-        size: u8,
-        count: u32,
-    },
-    /// `out` to `port`: `count` items of `size` bytes; `value` is the first item (for logs and
-    /// statistics; the bus gets them all).
-    IoOut {
-        port: u16,
-        size: u8,
-        count: u32,
-        value: u32,
-    },
-    MmioRead {
-        addr: u64,
-        len: u8,
-    },
-    MmioWrite {
-        addr: u64,
-        len: u8,
-        value: u64,
-    },
-    Hlt,
-    /// Triple fault (or another reason the CPU shut down).
-    Shutdown,
-    FailEntry {
-        reason: u64,
-    },
-    InternalError {
-        suberror: u32,
-    },
-    /// A debug event: single step, hardware breakpoint/watchpoint or int3.
-    Debug {
-        exception: u32,
-        pc: u64,
-        dr6: u64,
-    },
-    /// KVM_RUN was interrupted by a signal (a kick): look at the control flags.
-    Interrupted,
-    SystemEvent {
-        kind: u32,
-    },
-    /// An exit reason minikvm does not handle.
-    Other {
-        reason: String,
-    },
-}
+pub use crate::kvm::exit::Exit;
 
 /// The short names of the exit kinds, indexed by [`Exit::kind`].
 pub const EXIT_NAMES: [&str; 12] = [

@@ -22,6 +22,7 @@ pub mod guests;
 pub mod kvm;
 pub mod lab;
 pub mod os1k_flavour;
+pub mod run_loop;
 pub mod stats;
 pub mod stdio;
 pub mod vmm;

@@ -12,12 +12,9 @@ use crate::devices::stdin::{RawTerminal, StdinReader};
 use crate::error::{Error, ExitStatus, KvmContext, Result};
 use crate::gdb;
 use crate::guests::{self, Guest};
-use crate::kvm::vcpu::{DebugEvent, DebugLink, DebugRequest, HostCaps};
-use crate::kvm::{
-    self,
-    memory::GuestRam,
-    vcpu::{Vcpu, VcpuEnd},
-};
+use crate::kvm::vcpu::HostCaps;
+use crate::kvm::{self, memory::GuestRam};
+use crate::run_loop::{DebugEvent, DebugLink, DebugRequest, Vcpu, VcpuEnd};
 use crate::stats;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;

@@ -9,7 +9,7 @@
 use super::error::DebugError;
 use crate::devices::console::lock;
 use crate::kvm::memory::GuestRam;
-use crate::kvm::vcpu::{CpuState, DebugEvent, DebugRequest, Reply, ResumeWith, VcpuControl};
+use crate::run_loop::{CpuState, DebugEvent, DebugRequest, Reply, ResumeWith, VcpuControl};
 use crate::stats::VcpuStats;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};

@@ -1,6 +1,7 @@
 //! The KVM boundary: opening /dev/kvm, creating the VM and its interrupt controllers, CPUID, and
 //! kicking a vCPU out of KVM_RUN. Every `unsafe` block of minikvm lives below this module.
 
+pub mod exit;
 pub mod memory;
 pub mod vcpu;
 
