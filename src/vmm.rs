@@ -9,9 +9,10 @@ use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
 use crate::devices::ports;
 use crate::devices::serial::COM1_IRQ;
 use crate::devices::stdin::{RawTerminal, StdinReader};
-use crate::error::{Error, ExitStatus, KvmContext, Result};
+use crate::error::{Error, ExitStatus, Result};
 use crate::gdb;
 use crate::guests::{self, Guest};
+use crate::kvm::error::KvmContext;
 use crate::kvm::vcpu::HostCaps;
 use crate::kvm::{self, memory::GuestRam};
 use crate::run_loop::{DebugEvent, DebugLink, DebugRequest, Vcpu, VcpuEnd};
@@ -90,12 +91,12 @@ fn plan_boot(args: &RunArgs) -> Result<Planned> {
         let entry = args.entry.unwrap_or(boot::seed_paging::DEFAULT_ENTRY);
         let mem = mem_bytes(args, boot::seed_paging::DEFAULT_MEM >> 20)?;
         let plan = boot::seed_paging::plan(&g.bytes, load, entry, mem)
-            .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Boot { guest: path.display().to_string(), error: e.into() })?;
         Ok((vec![g.name], plan, None))
     } else if let Some(arg) = long_mode_arg(args)? {
         let g = guests::resolve(&arg)?;
         let plan = boot::long_mode::plan(&g.bytes, mem_bytes(args, boot::long_mode::DEFAULT_MEM >> 20)?)
-            .map_err(|e| Error::usage(format!("{}: {e}", g.source)))?;
+            .map_err(|e| Error::Boot { guest: g.source.to_string(), error: e.into() })?;
         Ok((vec![g.name], plan, g.elf_path))
     } else {
         plan_guests(args)
@@ -149,7 +150,7 @@ fn plan_guests(args: &RunArgs) -> Result<Planned> {
         }
         let g = &loaded[0];
         let plan = boot::multiboot::plan(&g.bytes, mem_bytes(args, 32)?)
-            .map_err(|e| Error::usage(format!("{}: {e}", g.name)))?;
+            .map_err(|e| Error::Boot { guest: g.name.clone(), error: e.into() })?;
         Ok((vec![g.name.clone()], plan, g.elf_path.clone()))
     } else {
         if args.mem.is_some() {
@@ -288,7 +289,7 @@ impl Machine {
         }
         let ram = Arc::new(GuestRam::new(&vm, &plan.memory)?);
         for (gpa, bytes) in &plan.images {
-            ram.write(*gpa, bytes).map_err(Error::usage)?;
+            ram.write(*gpa, bytes)?;
             log::info!("loaded {} bytes at GPA {gpa:#x}", bytes.len());
         }
         let host = HostCaps::of(&kvm)?;

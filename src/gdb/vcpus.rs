@@ -96,7 +96,7 @@ impl VcpuThreads {
         let h = self.handles.get(id).ok_or(DebugError::NoSuchVcpu(id))?;
         let (tx, rx) = mpsc::channel();
         h.requests.send(make(tx)).map_err(|_| DebugError::Ended(id))?;
-        rx.recv().map_err(|_| DebugError::Ended(id))?.map_err(DebugError::Vcpu)
+        rx.recv().map_err(|_| DebugError::Ended(id))?.map_err(|e| DebugError::Vcpu(e.to_string()))
     }
 }
 

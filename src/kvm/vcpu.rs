@@ -6,7 +6,7 @@
 //! out by [`crate::run_loop`]. The register and debug ioctls are KVM's own typed API
 //! (kvm-bindings structs), so they are reached through [`KvmVcpu::fd`] rather than wrapped again.
 
-use crate::error::{KvmContext, Result};
+use crate::kvm::error::{KvmContext, KvmError};
 use crate::kvm::exit::Exit;
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::{Cap, SyncReg, VcpuExit, VcpuFd};
@@ -21,7 +21,7 @@ pub struct HostCaps {
 }
 
 impl HostCaps {
-    pub fn of(kvm: &kvm_ioctls::Kvm) -> Result<HostCaps> {
+    pub fn of(kvm: &kvm_ioctls::Kvm) -> Result<HostCaps, KvmError> {
         let run_size = kvm.get_vcpu_mmap_size().during("reading the vCPU mapping size")?;
         Ok(HostCaps { sync_regs: kvm.check_extension(Cap::SyncRegs), run_size })
     }

@@ -8,7 +8,9 @@
 
 use super::VcpuEnd;
 use crate::exit::Fault;
-use crate::kvm::memory::GuestRam;
+use crate::kvm::error::VcpuError;
+use crate::kvm::memory::{GuestRam, MemoryError};
+use crate::x86::paging::WalkError;
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
 use nix::sys::eventfd::EventFd;
 use std::sync::{mpsc, Arc};
@@ -38,8 +40,20 @@ pub struct ResumeWith {
     pub detached: bool,
 }
 
+/// Why a paused vCPU could not do what the debugger asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// A linear address the guest's page tables do not map.
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+}
+
 /// Where a request's answer goes.
-pub type Reply<T> = mpsc::Sender<std::result::Result<T, String>>;
+pub type Reply<T> = mpsc::Sender<std::result::Result<T, RequestError>>;
 
 /// What the debugger asks of a paused vCPU.
 pub enum DebugRequest {

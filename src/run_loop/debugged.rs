@@ -6,9 +6,10 @@
 //! ([`ResumeWith::detached`]) but still answers a pause request, so that a debugger can attach
 //! again.
 
-use super::debug::{CpuState, DebugEvent, DebugLink, DebugRequest, ResumeWith};
+use super::debug::{CpuState, DebugEvent, DebugLink, DebugRequest, RequestError, ResumeWith};
 use super::{Halt, Mode, Vcpu, VcpuEnd};
 use crate::devices::console::lock;
+use crate::kvm::error::VcpuError;
 use crate::kvm::memory::GuestRam;
 use kvm_bindings::{
     kvm_guest_debug, KVM_GUESTDBG_BLOCKIRQ, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
@@ -41,8 +42,8 @@ impl Vcpu {
             if let Some(end) = fault {
                 return end;
             }
-            if let Err(msg) = self.set_debug(&resume) {
-                return VcpuEnd::HostError(msg);
+            if let Err(e) = self.set_debug(&resume) {
+                return VcpuEnd::HostError(e.to_string());
             }
             let event = match self.drive(Mode::Debugged(&resume)) {
                 Halt::Debugger(event) => event,
@@ -89,10 +90,10 @@ impl Vcpu {
         // A requester that stopped waiting for the answer is no error here.
         match req {
             DebugRequest::GetState(reply) => {
-                let _ = reply.send(self.state());
+                let _ = reply.send(self.state().map_err(RequestError::from));
             }
             DebugRequest::SetState(state, reply) => {
-                let _ = reply.send(self.set_state(&state));
+                let _ = reply.send(self.set_state(&state).map_err(RequestError::from));
             }
             DebugRequest::ReadMem { linear, len, reply } => {
                 let _ = reply.send(self.read_linear(ram, linear, len));
@@ -107,8 +108,8 @@ impl Vcpu {
         }
     }
 
-    fn state(&self) -> std::result::Result<CpuState, String> {
-        let err = |what: &str, e: kvm_ioctls::Error| format!("{what} failed on vCPU {}: {e}", self.id);
+    fn state(&self) -> Result<CpuState, VcpuError> {
+        let err = |what, source| VcpuError::OnVcpu { what, vcpu: self.id, source };
         Ok(CpuState {
             regs: self.fd().get_regs().map_err(|e| err("KVM_GET_REGS", e))?,
             sregs: self.fd().get_sregs().map_err(|e| err("KVM_GET_SREGS", e))?,
@@ -117,8 +118,8 @@ impl Vcpu {
     }
 
     /// Writes back what differs from the vCPU's current state.
-    fn set_state(&self, new: &CpuState) -> std::result::Result<(), String> {
-        let err = |what: &str, e: kvm_ioctls::Error| format!("{what} failed on vCPU {}: {e}", self.id);
+    fn set_state(&self, new: &CpuState) -> Result<(), VcpuError> {
+        let err = |what, source| VcpuError::OnVcpu { what, vcpu: self.id, source };
         let old = self.state()?;
         if new.regs != old.regs {
             self.fd().set_regs(&new.regs).map_err(|e| err("KVM_SET_REGS", e))?;
@@ -133,16 +134,16 @@ impl Vcpu {
     }
 
     /// KVM's own translation of a linear address (KVM_TRANSLATE).
-    fn translate(&self, linear: u64) -> std::result::Result<u64, String> {
-        let t = self.fd().translate_gva(linear).map_err(|e| format!("KVM_TRANSLATE failed: {e}"))?;
+    fn translate(&self, linear: u64) -> Result<u64, VcpuError> {
+        let t = self.fd().translate_gva(linear).map_err(|source| VcpuError::Ioctl { what: "KVM_TRANSLATE", source })?;
         if t.valid == 0 {
-            return Err(format!("linear address {linear:#x} is not mapped"));
+            return Err(VcpuError::Unmapped(linear));
         }
         Ok(t.physical_address)
     }
 
     /// KVM_SET_GUEST_DEBUG for the next run.
-    pub fn set_debug(&self, r: &ResumeWith) -> std::result::Result<(), String> {
+    pub fn set_debug(&self, r: &ResumeWith) -> Result<(), VcpuError> {
         let dbg = guest_debug(r);
         log::debug!(
             "vCPU {}: KVM_SET_GUEST_DEBUG control {:#x} debugreg {:x?}",
@@ -150,17 +151,22 @@ impl Vcpu {
             dbg.control,
             dbg.arch.debugreg
         );
-        self.fd().set_guest_debug(&dbg).map_err(|e| format!("KVM_SET_GUEST_DEBUG failed on vCPU {}: {e}", self.id))
+        self.fd().set_guest_debug(&dbg).map_err(|source| VcpuError::OnVcpu {
+            what: "KVM_SET_GUEST_DEBUG",
+            vcpu: self.id,
+            source,
+        })
     }
 
     /// Delivers an int3 that KVM intercepted back to the guest, as the CPU would have.
-    pub(super) fn reinject_int3(&self) -> std::result::Result<(), String> {
-        let mut ev = self.fd().get_vcpu_events().map_err(|e| format!("KVM_GET_VCPU_EVENTS failed: {e}"))?;
+    pub(super) fn reinject_int3(&self) -> Result<(), VcpuError> {
+        let ioctl = |what| move |source| VcpuError::Ioctl { what, source };
+        let mut ev = self.fd().get_vcpu_events().map_err(ioctl("KVM_GET_VCPU_EVENTS"))?;
         ev.exception.injected = 1;
         ev.exception.nr = 3;
         ev.exception.has_error_code = 0;
         ev.exception.error_code = 0;
-        self.fd().set_vcpu_events(&ev).map_err(|e| format!("KVM_SET_VCPU_EVENTS failed: {e}"))
+        self.fd().set_vcpu_events(&ev).map_err(ioctl("KVM_SET_VCPU_EVENTS"))
     }
 }
 

@@ -14,13 +14,13 @@ mod fault_report;
 mod linear;
 mod port_io;
 
-pub use debug::{CpuState, DebugEvent, DebugLink, DebugRequest, Reply, ResumeWith};
+pub use debug::{CpuState, DebugEvent, DebugLink, DebugRequest, Reply, RequestError, ResumeWith};
 
 use crate::boot::{CpuStart, MachineKind};
 use crate::devices::bus::{Effect, PortBus};
 use crate::devices::console::{lock, Console};
-use crate::error::{KvmContext, Result};
 use crate::exit::{self, Action, Exit, Fault};
+use crate::kvm::error::{KvmContext, KvmError, VcpuError};
 use crate::kvm::vcpu::{HostCaps, KvmVcpu};
 use crate::stats::VcpuStats;
 use kvm_bindings::{kvm_regs, kvm_sregs};
@@ -141,7 +141,7 @@ impl Vcpu {
     }
 
     /// Puts the vCPU in its first state.
-    pub fn set_start(&self, start: &CpuStart) -> Result<()> {
+    pub fn set_start(&self, start: &CpuStart) -> std::result::Result<(), KvmError> {
         let mut sregs = self.fd().get_sregs().during("reading the vCPU's special registers")?;
         start.apply(&mut sregs);
         self.fd().set_sregs(&sregs).during("setting the vCPU's special registers")?;
@@ -193,7 +193,7 @@ impl Vcpu {
             }
             let exit = match self.enter() {
                 Ok(e) => e,
-                Err(msg) => return Halt::End(VcpuEnd::HostError(msg)),
+                Err(e) => return Halt::End(VcpuEnd::HostError(e.to_string())),
             };
             match (self.carry_out(&exit), mode) {
                 (Outcome::Continue, _) => {}
@@ -204,8 +204,8 @@ impl Vcpu {
                 }
                 (Outcome::Debug { exception: 3, pc, .. }, Mode::Debugged(resume)) if !resume.int3.contains(&pc) => {
                     // The guest's own int3: deliver it as if nobody were watching.
-                    if let Err(msg) = self.reinject_int3() {
-                        return Halt::End(VcpuEnd::HostError(msg));
+                    if let Err(e) = self.reinject_int3() {
+                        return Halt::End(VcpuEnd::HostError(e.to_string()));
                     }
                 }
                 (Outcome::Debug { exception, pc, dr6 }, Mode::Debugged(_)) => {
@@ -236,7 +236,7 @@ impl Vcpu {
                 Effect::AwaitInput => self.awaiting_input = true,
                 Effect::End(why) => return Outcome::End(VcpuEnd::Done(why)),
                 Effect::Fault(fault) => return Outcome::End(self.fault_end(fault)),
-                Effect::HostError(msg) => return Outcome::End(VcpuEnd::HostError(msg)),
+                Effect::HostError(e) => return Outcome::End(VcpuEnd::HostError(e.to_string())),
                 Effect::DebugExit(v) => return Outcome::End(VcpuEnd::DebugExit(v)),
             },
             Action::Done => return Outcome::End(VcpuEnd::Done("hlt")),
@@ -251,11 +251,11 @@ impl Vcpu {
     }
 
     /// One KVM_RUN, counted in the statistics and logged at -vv.
-    fn enter(&mut self) -> std::result::Result<Exit, String> {
+    fn enter(&mut self) -> std::result::Result<Exit, VcpuError> {
         let t0 = Instant::now();
         let res = self.cpu.run();
         let in_guest = t0.elapsed();
-        let exit = res.map_err(|e| format!("KVM_RUN failed on vCPU {}: {e}", self.id))?;
+        let exit = res.map_err(|source| VcpuError::OnVcpu { what: "KVM_RUN", vcpu: self.id, source })?;
         let mut st = lock(&self.stats);
         st.guest += in_guest;
         st.count_exit(&exit);

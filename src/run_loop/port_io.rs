@@ -4,6 +4,7 @@
 use super::Vcpu;
 use crate::devices::bus::{Caller, Effect};
 use crate::exit::Exit;
+use crate::kvm::error::VcpuError;
 use crate::kvm::vcpu::KvmVcpu;
 
 impl Vcpu {
@@ -55,7 +56,7 @@ impl Caller for VcpuCaller<'_> {
         self.id
     }
 
-    fn rbx(&mut self) -> std::result::Result<u64, String> {
-        self.cpu.rbx().map_err(|e| format!("KVM_GET_REGS failed: {e}"))
+    fn rbx(&mut self) -> Result<u64, VcpuError> {
+        self.cpu.rbx().map_err(|source| VcpuError::Ioctl { what: "KVM_GET_REGS", source })
     }
 }
