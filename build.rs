@@ -28,7 +28,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-const MAX_FLAT: u64 = 256 * 1024;
+// The real-mode window (src/boot/window.rs): a flat guest must fit in it.
+#[path = "src/boot/window.rs"]
+mod window;
+const MAX_FLAT: u64 = window::WINDOW as u64;
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

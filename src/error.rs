@@ -21,7 +21,7 @@ pub enum ExitStatus {
     /// The host's KVM failed or is missing.
     Host = 4,
     /// Standard input ended while a guest kept waiting for more.
-    InputEnded = 5,
+    EndedInputWait = 5,
     /// Stopped on purpose: the escape keys, SIGINT/SIGTERM, or `kill` in gdb.
     Stopped = 6,
     /// minikvm itself failed (a bug: a vCPU or stub thread died); the message asks for a report.

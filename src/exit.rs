@@ -7,48 +7,7 @@
 
 use crate::boot::MachineKind;
 
-pub use crate::kvm::exit::Exit;
-
-/// The short names of the exit kinds, indexed by [`Exit::kind`].
-pub const EXIT_NAMES: [&str; 12] = [
-    "io-in",
-    "io-out",
-    "mmio-read",
-    "mmio-write",
-    "hlt",
-    "shutdown",
-    "fail-entry",
-    "internal-error",
-    "debug",
-    "interrupted",
-    "system-event",
-    "other",
-];
-
-impl Exit {
-    /// The exit's kind as an index into [`EXIT_NAMES`] (cheap to count on every exit).
-    pub fn kind(&self) -> usize {
-        match self {
-            Exit::IoIn { .. } => 0,
-            Exit::IoOut { .. } => 1,
-            Exit::MmioRead { .. } => 2,
-            Exit::MmioWrite { .. } => 3,
-            Exit::Hlt => 4,
-            Exit::Shutdown => 5,
-            Exit::FailEntry { .. } => 6,
-            Exit::InternalError { .. } => 7,
-            Exit::Debug { .. } => 8,
-            Exit::Interrupted => 9,
-            Exit::SystemEvent { .. } => 10,
-            Exit::Other { .. } => 11,
-        }
-    }
-
-    /// A short name, for statistics and logs.
-    pub fn name(&self) -> &'static str {
-        EXIT_NAMES[self.kind()]
-    }
-}
+pub use crate::kvm::exit::{Exit, ExitKind};
 
 /// Why a guest's run ended badly, in words a student can read.
 #[derive(Debug, Clone, PartialEq, Eq)]

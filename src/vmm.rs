@@ -345,8 +345,8 @@ pub fn run(cfg: Config) -> Result<ExitStatus> {
     // Before any thread starts, so that every thread inherits the blocked mask.
     let signals = StopSignals::block()?;
     let mail: Arc<Mailbox<Event>> = Arc::new(Mailbox::new()?);
-    let starving = mail.clone();
-    console.on_starve(Box::new(move || starving.post(Event::Starving)));
+    let waiting = mail.clone();
+    console.on_ended_input_wait(Box::new(move || waiting.post(Event::EndedInputWait)));
 
     // Raw mode before the first guest instruction, so no early key is cooked or echoed.
     let raw = RawTerminal::enter();

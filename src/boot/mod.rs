@@ -10,6 +10,7 @@ pub mod long_mode;
 pub mod multiboot;
 pub mod realmode;
 pub mod seed_paging;
+mod window;
 
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
 

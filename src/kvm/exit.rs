@@ -52,3 +52,92 @@ pub enum Exit {
         reason: String,
     },
 }
+
+/// What kind of exit, without its data: what statistics count and logs name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    IoIn,
+    IoOut,
+    MmioRead,
+    MmioWrite,
+    Hlt,
+    Shutdown,
+    FailEntry,
+    InternalError,
+    Debug,
+    Interrupted,
+    SystemEvent,
+    Other,
+}
+
+impl ExitKind {
+    /// Every kind, in the order of their discriminants (statistics are an array indexed by them).
+    pub const ALL: [ExitKind; 12] = [
+        ExitKind::IoIn,
+        ExitKind::IoOut,
+        ExitKind::MmioRead,
+        ExitKind::MmioWrite,
+        ExitKind::Hlt,
+        ExitKind::Shutdown,
+        ExitKind::FailEntry,
+        ExitKind::InternalError,
+        ExitKind::Debug,
+        ExitKind::Interrupted,
+        ExitKind::SystemEvent,
+        ExitKind::Other,
+    ];
+
+    /// A short name, for statistics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitKind::IoIn => "io-in",
+            ExitKind::IoOut => "io-out",
+            ExitKind::MmioRead => "mmio-read",
+            ExitKind::MmioWrite => "mmio-write",
+            ExitKind::Hlt => "hlt",
+            ExitKind::Shutdown => "shutdown",
+            ExitKind::FailEntry => "fail-entry",
+            ExitKind::InternalError => "internal-error",
+            ExitKind::Debug => "debug",
+            ExitKind::Interrupted => "interrupted",
+            ExitKind::SystemEvent => "system-event",
+            ExitKind::Other => "other",
+        }
+    }
+}
+
+impl Exit {
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            Exit::IoIn { .. } => ExitKind::IoIn,
+            Exit::IoOut { .. } => ExitKind::IoOut,
+            Exit::MmioRead { .. } => ExitKind::MmioRead,
+            Exit::MmioWrite { .. } => ExitKind::MmioWrite,
+            Exit::Hlt => ExitKind::Hlt,
+            Exit::Shutdown => ExitKind::Shutdown,
+            Exit::FailEntry { .. } => ExitKind::FailEntry,
+            Exit::InternalError { .. } => ExitKind::InternalError,
+            Exit::Debug { .. } => ExitKind::Debug,
+            Exit::Interrupted => ExitKind::Interrupted,
+            Exit::SystemEvent { .. } => ExitKind::SystemEvent,
+            Exit::Other { .. } => ExitKind::Other,
+        }
+    }
+
+    /// A short name, for statistics and logs.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitKind;
+
+    #[test]
+    fn all_kinds_are_listed_in_discriminant_order() {
+        for (i, kind) in ExitKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?}");
+        }
+    }
+}
