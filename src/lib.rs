@@ -1,20 +1,20 @@
 //! minikvm: a small, complete, educational x86 hypervisor on the Linux KVM API.
 //!
-//! The flow of one run: the command line becomes a [`vmm::Config`] (with a [`boot::BootPlan`]),
+//! The flow of one run: the command line becomes a [`vmm::Config`] (with a boot plan, `boot::BootPlan`),
 //! [`vmm::Machine::build`] creates the VM, its memory, devices and vCPUs, and [`vmm::run`] runs each
 //! vCPU on its own thread; the [`controller`] decides when the run is over and its exit status.
 
 // `print!`/`eprint!` panic on a closed or full stream; minikvm writes through crate::stdio instead.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod boot;
+pub(crate) mod boot;
 pub mod cli;
 pub mod controller;
 pub mod devices;
 pub mod doctor;
 pub mod error;
 pub mod exit;
-pub mod exit_log;
+pub(crate) mod exit_log;
 // The gdb stub's own messages move to crate::stdio with its containment work (issue 7, item 8).
 #[allow(clippy::print_stderr)]
 pub mod gdb;
@@ -23,7 +23,7 @@ pub mod kvm;
 pub mod lab;
 pub mod os1k_flavour;
 pub mod run_loop;
-pub mod stats;
+pub(crate) mod stats;
 pub mod stdio;
 pub mod vmm;
 pub mod x86;

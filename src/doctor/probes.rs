@@ -116,7 +116,7 @@ pub fn syscall_probe(kvm: &Kvm) -> Result<(), NotWorking> {
 
 /// DR0–DR3 and DR7 as the debugger would set them for one hardware breakpoint.
 fn hw_breakpoint(bp: HwBreakpoint) -> ResumeWith {
-    let mut regs = DebugRegs::default();
+    let mut regs = DebugRegs::new();
     // One breakpoint in empty registers always finds a slot.
     let _ = regs.insert(bp);
     ResumeWith { debugreg: regs.kvm_debugreg(), ..Default::default() }
