@@ -302,12 +302,14 @@ impl Machine {
         let mut vcpus = Vec::new();
         for (i, start) in plan.cpus.iter().enumerate() {
             let fd = vm.create_vcpu(i as u64).during("creating a vCPU")?;
-            // Every guest gets the host's CPUID table: without it KVM refuses EFER.LME (#GP), and
-            // a real-mode guest may switch to long mode by itself (guest/modes.S). It costs a flat
-            // guest ~0.6 ms of start-up.
+            // Every guest gets a CPUID table: without one KVM refuses EFER.LME (#GP), and a
+            // real-mode guest may switch to long mode by itself (guest/modes.S). Kernels get the
+            // host's whole table (Linux with KVM's paravirtual leaves); flat guests the few leaves
+            // that needs (see kvm::cpuid).
             let cpuid = match plan.kind {
                 MachineKind::Linux => kvm::kvm_paravirt_cpuid(&kvm, i as u8)?,
-                _ => kvm::guest_cpuid(&kvm, i as u8)?,
+                MachineKind::Kernel => kvm::guest_cpuid(&kvm, i as u8)?,
+                MachineKind::Flat => kvm::flat_guest_cpuid(i as u8)?,
             };
             fd.set_cpuid2(&cpuid).during("setting CPUID")?;
             if plan.kind != MachineKind::Flat {

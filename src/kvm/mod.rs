@@ -1,13 +1,15 @@
 //! The KVM boundary: opening /dev/kvm, creating the VM and its interrupt controllers, CPUID, and
 //! kicking a vCPU out of KVM_RUN. Every `unsafe` block of minikvm lives below this module.
 
+pub mod cpuid;
 pub mod error;
 pub mod exit;
 pub mod memory;
 pub mod vcpu;
 
+pub use cpuid::{flat_guest_cpuid, guest_cpuid, kvm_paravirt_cpuid, HYPERVISOR_SIGNATURE};
 use error::{KvmContext, KvmError};
-use kvm_bindings::{kvm_pit_config, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
+use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use std::cell::Cell;
 use std::sync::Once;
@@ -38,66 +40,6 @@ pub fn add_pc_interrupts(vm: &VmFd) -> Result<(), KvmError> {
     let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
     vm.create_pit2(pit).during("creating the in-kernel PIT")?;
     Ok(())
-}
-
-/// The 12-byte signature minikvm reports in CPUID leaf 0x40000000 (EBX, ECX, EDX).
-pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"minikvm\0\0\0\0\0";
-
-/// KVM's supported CPUID, plus the hypervisor-present bit and our own signature leaf.
-pub fn guest_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId, KvmError> {
-    let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).during("reading the supported CPUID")?;
-    let word = |i: usize| u32::from_le_bytes(HYPERVISOR_SIGNATURE[i..i + 4].try_into().unwrap_or([0; 4]));
-    for e in cpuid.as_mut_slice() {
-        match e.function {
-            1 => {
-                e.ecx |= 1 << 31; // "running under a hypervisor"
-                e.ebx = (e.ebx & 0x00ff_ffff) | ((vcpu_id as u32) << 24); // initial APIC ID
-            }
-            0x4000_0000 => {
-                e.eax = 0x4000_0000;
-                e.ebx = word(0);
-                e.ecx = word(4);
-                e.edx = word(8);
-            }
-            _ => {}
-        }
-    }
-    if !cpuid.as_slice().iter().any(|e| e.function == 0x4000_0000) {
-        let entry = kvm_bindings::kvm_cpuid_entry2 {
-            function: 0x4000_0000,
-            eax: 0x4000_0000,
-            ebx: word(0),
-            ecx: word(4),
-            edx: word(8),
-            ..Default::default()
-        };
-        cpuid.push(entry).map_err(|_| KvmError::CpuidFull)?;
-    }
-    Ok(cpuid)
-}
-
-/// [`guest_cpuid`] with KVM's own hypervisor leaves (0x40000000 "KVMKVMKVM", 0x40000001 its
-/// paravirtual features) instead of minikvm's signature: what a Linux guest gets. KVM itself
-/// implements those features (kvmclock above all), and without kvmclock Linux has no way to learn
-/// the TSC's frequency on a machine with no PIT interrupt and no HPET: it calibrates against the
-/// PIT by timing port reads, which fails under an emulating KVM, and then waits forever for a tick.
-pub fn kvm_paravirt_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId> {
-    let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).during("reading the supported CPUID")?;
-    let mut cpuid = guest_cpuid(kvm, vcpu_id)?;
-    if let Some(kvm_leaf) = supported.as_slice().iter().find(|e| e.function == 0x4000_0000) {
-        for e in cpuid.as_mut_slice().iter_mut().filter(|e| e.function == 0x4000_0000) {
-            *e = *kvm_leaf;
-        }
-    }
-    // The TSC-deadline mode of the local APIC timer, which KVM's in-kernel APIC emulates but leaves
-    // to the VMM to announce (as QEMU does). Without it Linux calibrates the APIC timer against the
-    // TSC, which an emulating KVM gets wrong by orders of magnitude: ticks come late, boots stall.
-    if kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer) {
-        for e in cpuid.as_mut_slice().iter_mut().filter(|e| e.function == 1) {
-            e.ecx |= 1 << 24;
-        }
-    }
-    Ok(cpuid)
 }
 
 /// IA32_MISC_ENABLE and its fast-strings bit (0), which a PC's firmware — and QEMU — sets.
