@@ -171,6 +171,7 @@ fn bench(quick: bool) {
         rss_m as f64 / rss_f.max(1) as f64,
         if rss_m <= 3 * 1024 { "met" } else { "missed" }
     );
+    let bin = minikvm();
     let report = format!(
         "# minikvm benchmark results\n\nMeasured by `cargo bench --bench exits` ({reps} interleaved runs per side, medians), \
          on {} with {}, load average {}.\nminikvm: {} ({}); the floor: {}.\n\
@@ -179,8 +180,8 @@ fn bench(quick: bool) {
         host_kvm(),
         cpu_model(),
         load_average(),
-        minikvm().display(),
-        linkage(&minikvm()),
+        bin.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&bin).display(),
+        linkage(&bin),
         linkage(&me),
         mib(rss_true)
     );
