@@ -1,13 +1,13 @@
 //! minikvm: a small, complete, educational x86 hypervisor on the Linux KVM API.
 //!
-//! The flow of one run: the command line becomes a [`vmm::Config`] (with a boot plan, `boot::BootPlan`),
+//! The flow of one run: the command line becomes a [`vmm::Config`] (with a [`boot::BootPlan`]),
 //! [`vmm::Machine::build`] creates the VM, its memory, devices and vCPUs, and [`vmm::run`] runs each
 //! vCPU on its own thread; the [`controller`] decides when the run is over and its exit status.
 
 // `print!`/`eprint!` panic on a closed or full stream; minikvm writes through crate::stdio instead.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub(crate) mod boot;
+pub mod boot;
 pub mod cli;
 pub mod controller;
 pub mod devices;
