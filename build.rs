@@ -6,6 +6,9 @@
 //!   A second line `# minikvm-mode: long` marks a 64-bit guest (`--long-mode`): `as --64`, linked
 //!   with `guest/guest64.ld`.
 //! * `guest/seed/*.S` — flat 32-bit kernels for `--paging` (seed compatibility mode).
+//! * `guest/probe/*.S` — the tiny guests of `minikvm doctor`'s probes, one per probe, named by it;
+//!   built like the flat guests (`# minikvm-probe: <what it checks>` first) into
+//!   `target/<profile>/guests/probe/`, and embedded through `$OUT_DIR/probe_guests.rs`.
 //! * `guest/test-kernels/*.S` — small Multiboot kernels for the tests only (not built-in guests),
 //!   linked at 1 MiB (or where a `# link-address:` line says) into `$OUT_DIR/test-kernels/NAME.elf`,
 //!   which the tests embed.
@@ -25,7 +28,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-const MAX_FLAT: u64 = 256 * 1024;
+// The real-mode window (src/boot/window.rs): a flat guest must fit in it.
+#[path = "src/boot/window.rs"]
+mod window;
+const MAX_FLAT: u64 = window::WINDOW as u64;
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -57,6 +63,7 @@ fn main() {
         .ok();
     }
     seed_kernels(&root, &dest);
+    probe_guests(&root, &dest, &out_dir);
     test_kernels(&root, &out_dir);
     if let Some(elf) = os_1k(&root, &dest, &OS_1K_I386, "kernel.elf") {
         writeln!(
@@ -131,6 +138,46 @@ fn flat_guests(root: &Path, dest: &Path) -> Vec<Flat> {
         });
     }
     guests
+}
+
+/// `guest/probe/*.S`: the probe guests, as flat binaries linked at 0 (each places its code and
+/// tables with `.org`), and a table `(name, image)` of them in `$OUT_DIR/probe_guests.rs`.
+fn probe_guests(root: &Path, dest: &Path, out_dir: &Path) {
+    let dir = root.join("guest/probe");
+    let dest = dest.join("probe");
+    fs::create_dir_all(&dest).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dest.display())));
+    let mut sources: Vec<PathBuf> = match fs::read_dir(&dir) {
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "S")).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    sources.sort();
+    let mut table = String::from("&[\n");
+    for src in sources {
+        let name = src.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let text = fs::read_to_string(&src).unwrap_or_default();
+        if !text.starts_with("# minikvm-probe:") {
+            fail(&format!("{}: first line must be `# minikvm-probe: <what it checks>`", src.display()));
+        }
+        let long_mode = text.lines().nth(1).is_some_and(|l| l.trim() == "# minikvm-mode: long");
+        let (as_flag, emulation, script) =
+            if long_mode { ("--64", "elf_x86_64", "guest64.ld") } else { ("--32", "elf_i386", "guest.ld") };
+        let (obj, elf, bin) =
+            (dest.join(format!("{name}.o")), dest.join(format!("{name}.elf")), dest.join(format!("{name}.bin")));
+        run(Command::new("as").args([as_flag, "-g", "-I"]).arg(&dir).arg("-o").arg(&obj).arg(&src));
+        run(Command::new("ld")
+            .args(["-m", emulation, "-T"])
+            .arg(root.join("guest").join(script))
+            .arg("-o")
+            .arg(&elf)
+            .arg(&obj));
+        run(Command::new("objcopy").args(["-O", "binary"]).arg(&elf).arg(&bin));
+        writeln!(table, "    ({name:?}, include_bytes!({:?})),", bin.to_string_lossy()).ok();
+    }
+    table.push_str("]\n");
+    fs::write(out_dir.join("probe_guests.rs"), table)
+        .unwrap_or_else(|e| fail(&format!("cannot write the probe table: {e}")));
 }
 
 /// `guest/seed/*.S`: flat 32-bit kernels for the seed compatibility mode (`--paging FILE`), linked

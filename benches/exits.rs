@@ -36,8 +36,26 @@ fn main() {
     }
 }
 
+/// The minikvm under test: `MINIKVM_BENCH_BIN` if set (the static build, see the README's
+/// "Performance"), else the one cargo built for this bench.
 fn minikvm() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_minikvm"))
+    std::env::var_os("MINIKVM_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_minikvm")))
+}
+
+/// How a binary is linked: a dynamically linked ELF has a PT_INTERP segment naming its loader.
+fn linkage(bin: &Path) -> &'static str {
+    let bytes = std::fs::read(bin).unwrap_or_default();
+    let interp = elf::ElfBytes::<elf::endian::AnyEndian>::minimal_parse(&bytes)
+        .ok()
+        .and_then(|f| f.segments())
+        .is_some_and(|segments| segments.iter().any(|p| p.p_type == elf::abi::PT_INTERP));
+    if interp {
+        "dynamically linked"
+    } else {
+        "statically linked"
+    }
 }
 
 /// The on-disk flat binary of a built-in guest, from `minikvm list`.
@@ -153,12 +171,18 @@ fn bench(quick: bool) {
         rss_m as f64 / rss_f.max(1) as f64,
         if rss_m <= 3 * 1024 { "met" } else { "missed" }
     );
+    let bin = minikvm();
     let report = format!(
         "# minikvm benchmark results\n\nMeasured by `cargo bench --bench exits` ({reps} interleaved runs per side, medians), \
-         on {} with {}.\nFor scale: `/bin/true` peaks at {:.2} MiB RSS on the same machine. \
+         on {} with {}, load average {}.\nminikvm: {} ({}); the floor: {}.\n\
+         For scale: `/bin/true` peaks at {:.2} MiB RSS on the same machine. \
          Peak RSS over the {reps} runs: {rss_spread}.\n\n{table}",
         host_kvm(),
         cpu_model(),
+        load_average(),
+        bin.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&bin).display(),
+        linkage(&bin),
+        linkage(&me),
         mib(rss_true)
     );
     print!("{report}");
@@ -166,6 +190,14 @@ fn bench(quick: bool) {
     if let Err(e) = std::fs::write(&out, &report) {
         eprintln!("cannot write {}: {e}", out.display());
     }
+}
+
+/// The 1-minute load average: other work on the machine shows in the wall-clock numbers.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn cpu_model() -> String {

@@ -136,14 +136,19 @@ pub struct RunArgs {
     pub no_lab: bool,
 }
 
+/// A command-line value that should have been a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a number (use decimal or 0x hex)")]
+pub struct NotANumber(String);
+
 /// Accepts decimal or 0x-prefixed hexadecimal numbers.
-pub fn parse_u64(s: &str) -> Result<u64, String> {
+pub fn parse_u64(s: &str) -> Result<u64, NotANumber> {
     let t = s.trim();
     let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
         None => t.replace('_', "").parse(),
     };
-    parsed.map_err(|_| format!("`{s}` is not a number (use decimal or 0x hex)"))
+    parsed.map_err(|_| NotANumber(s.into()))
 }
 
 #[cfg(test)]

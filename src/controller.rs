@@ -20,7 +20,7 @@ use crate::devices::stdin::{InputEvent, StdinReader};
 use crate::error::{Error, ExitStatus, Result};
 use crate::exit::Fault;
 use crate::gdb::SessionEnd;
-use crate::kvm::vcpu::{DebugRequest, VcpuControl, VcpuEnd};
+use crate::run_loop::{DebugRequest, VcpuControl, VcpuEnd};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{SigSet, Signal};
@@ -46,7 +46,7 @@ pub enum Event {
     StubDied(String),
     /// After stdin ended, a guest started waiting for input. It carries no news of its own: it
     /// wakes the controller, which then looks at the wait and times its --eof-grace.
-    Starving,
+    EndedInputWait,
 }
 
 /// One thing that woke the controller, as [`Controller::decide`] sees it. The shell turns a
@@ -99,7 +99,7 @@ pub enum Notice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     Timeout,
-    InputEnded,
+    EndedInputWait,
     /// Ctrl-A x, a signal, gdb's `kill`.
     User,
     /// A vCPU or stub thread died: nothing about the run can be trusted any more.
@@ -118,7 +118,7 @@ pub struct Controller {
     /// stdin is still read (its end not seen yet).
     reading: bool,
     gdb_attached: bool,
-    eof: EofWatch,
+    eof: EndedInputWait,
 }
 
 /// How often a stopping run kicks the vCPUs that have not stopped yet.
@@ -135,7 +135,7 @@ impl Controller {
             deadline: timeout.filter(|_| !gdb).map(|t| started + t),
             reading: true,
             gdb_attached: gdb,
-            eof: EofWatch::new(eof_grace),
+            eof: EndedInputWait::new(eof_grace),
         }
     }
 
@@ -199,7 +199,7 @@ impl Controller {
     pub fn status(&self) -> ExitStatus {
         let stopped = match self.stop {
             Some(StopReason::Timeout) => ExitStatus::Timeout,
-            Some(StopReason::InputEnded) => ExitStatus::InputEnded,
+            Some(StopReason::EndedInputWait) => ExitStatus::EndedInputWait,
             Some(StopReason::User) => ExitStatus::Stopped,
             Some(StopReason::Internal) => ExitStatus::Internal,
             None => ExitStatus::Ok,
@@ -269,7 +269,7 @@ impl Controller {
             if self.deadline.is_some_and(|d| signs.now >= d) {
                 self.stop = Some(StopReason::Timeout);
             } else if self.eof.expired(&self.visible(signs)) {
-                self.stop = Some(StopReason::InputEnded);
+                self.stop = Some(StopReason::EndedInputWait);
             }
         }
         if self.stop.is_some() {
@@ -297,7 +297,7 @@ impl Controller {
 pub fn severity(status: ExitStatus) -> u8 {
     match status {
         ExitStatus::Ok => 0,
-        ExitStatus::InputEnded => 1,
+        ExitStatus::EndedInputWait => 1,
         ExitStatus::Timeout => 2,
         ExitStatus::Stopped => 3,
         ExitStatus::DebugExit => 4,
@@ -509,7 +509,7 @@ impl Shell {
                     wakes.push(Wake::GdbEnded(end, Instant::now()));
                 }
                 Event::StubDied(why) => wakes.push(Wake::StubDied(why)),
-                Event::Starving => {} // the look after these wakes times the wait
+                Event::EndedInputWait => {} // the look after these wakes times the wait
             }
         }
         wakes
@@ -571,7 +571,7 @@ impl Shell {
                 elapsed.as_secs_f64(),
                 names.join(", ")
             ),
-            Some(StopReason::InputEnded) => crate::stderrln!(
+            Some(StopReason::EndedInputWait) => crate::stderrln!(
                 "minikvm: stdin ended and {} kept waiting for input for {:.1} s, stopped",
                 names.join(", "),
                 eof_grace.as_secs_f64()
@@ -632,7 +632,7 @@ fn report_end(i: usize, name: &str, end: &VcpuEnd, paging: bool) {
 ///   kernel waiting for a key sleeps in `hlt`, inside KVM_RUN, so its vCPU thread stops being
 ///   runnable; one that computes stays runnable. Runnable under [`IDLE_SHARE`] of the window is halted.
 #[derive(Debug)]
-pub struct EofWatch {
+pub struct EndedInputWait {
     grace: Duration,
     /// The window: when it began, with the runnable time and empty polls counted by then.
     window: Option<(Instant, Duration, u32)>,
@@ -655,9 +655,9 @@ pub struct WaitSigns {
 /// for its timer ticks).
 pub const IDLE_SHARE: f64 = 0.1;
 
-impl EofWatch {
+impl EndedInputWait {
     pub fn new(grace: Duration) -> Self {
-        EofWatch { grace, window: None }
+        EndedInputWait { grace, window: None }
     }
 
     /// When to look again (None: no sign of a wait).
@@ -739,7 +739,7 @@ mod tests {
     #[test]
     fn polling_through_the_whole_grace_is_a_wait() {
         use InputWait::*;
-        let mut w = EofWatch::new(GRACE);
+        let mut w = EndedInputWait::new(GRACE);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         assert_eq!(w.next_look(&signs(No, t0, 0, 0, 0)), None);
@@ -753,7 +753,7 @@ mod tests {
     #[test]
     fn two_polls_around_silent_computing_are_not_a_wait() {
         use InputWait::*;
-        let mut w = EofWatch::new(GRACE);
+        let mut w = EndedInputWait::new(GRACE);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         assert_eq!(w.next_look(&signs(No, at(0), 0, 0, 1)), None);
@@ -769,7 +769,7 @@ mod tests {
     #[test]
     fn a_receive_interrupt_is_a_wait_only_while_the_vcpus_sleep() {
         use InputWait::*;
-        let mut w = EofWatch::new(GRACE);
+        let mut w = EndedInputWait::new(GRACE);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         // Quiet long before the interrupt went on: the grace still counts from the first look.
@@ -781,7 +781,7 @@ mod tests {
         // Halted: runnable 30 ms of the next 2 s.
         assert!(w.expired(&signs(ReceiveInterrupt, at(4000), 9000, 1930, 0)));
         // Output inside a window starts it again.
-        let mut w = EofWatch::new(GRACE);
+        let mut w = EndedInputWait::new(GRACE);
         w.next_look(&signs(ReceiveInterrupt, t0, 5000, 0, 0));
         assert!(!w.expired(&signs(ReceiveInterrupt, at(2500), 500, 0, 0)));
         assert!(!w.expired(&signs(ReceiveInterrupt, at(4000), 2000, 0, 0)));
@@ -883,7 +883,7 @@ mod tests {
             row("a fault outranks a debug-exit verdict (1 > 9)", TWO, vec![Wake::Ended(0, VcpuEnd::DebugExit(3))], Wake::Ended(1, fault()), vec![Report(1)], None, true, S::GuestFault),
             row("a debug-exit verdict outranks the stop (9 > 6)", TWO, vec![Wake::Signal(15), Wake::Ended(0, VcpuEnd::DebugExit(3))], Wake::Ended(1, VcpuEnd::Stopped), vec![], Some(R::User), true, S::DebugExit),
             row("a fault outranks a timeout (1 > 3)", TWO_TIMED, vec![Wake::Ended(0, fault()), look_at(t0, 1000)], Wake::Ended(1, VcpuEnd::Stopped), vec![], Some(R::Timeout), true, S::GuestFault),
-            row("a guest polling ended input through its grace stops the run", TWO, eof_then_poll(), polling_at(t0, 2000, 9000), vec![StopAll], Some(R::InputEnded), false, S::InputEnded),
+            row("a guest polling ended input through its grace stops the run", TWO, eof_then_poll(), polling_at(t0, 2000, 9000), vec![StopAll], Some(R::EndedInputWait), false, S::EndedInputWait),
             row("polling while stdin is open is no wait", TWO, vec![polling_at(t0, 0, 1)], polling_at(t0, 2000, 9000), vec![], None, false, S::Ok),
             row("a deadline before the grace ends is a timeout", TWO_TIMED, vec![Wake::InputEnded, polling_at(t0, 0, 1), Wake::Ended(0, done())], look_at(t0, 1000), vec![StopAll], Some(R::Timeout), false, S::Timeout),
             row("under gdb the timeout waits", ONE_GDB_TIMED, vec![], look_at(t0, 5000), vec![], None, false, S::Ok),
@@ -894,7 +894,7 @@ mod tests {
             row("a detach starts the timeout", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Detached, t0 + Duration::from_secs(5))], look_at(t0, 5999), vec![], None, false, S::Ok),
             row("the timeout runs out after a detach", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Detached, t0 + Duration::from_secs(5))], look_at(t0, 6000), vec![StopAll], Some(R::Timeout), false, S::Timeout),
             row("a lost connection is a detach", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Lost("reset".into()), t0)], look_at(t0, 1000), vec![StopAll], Some(R::Timeout), false, S::Timeout),
-            row("after a detach ended input counts", ONE_GDB_TIMED, vec![Wake::InputEnded, Wake::GdbEnded(SessionEnd::Detached, t0 + Duration::from_secs(10)), polling_at(t0, 0, 1)], polling_at(t0, 2000, 9000), vec![StopAll], Some(R::InputEnded), false, S::InputEnded),
+            row("after a detach ended input counts", ONE_GDB_TIMED, vec![Wake::InputEnded, Wake::GdbEnded(SessionEnd::Detached, t0 + Duration::from_secs(10)), polling_at(t0, 0, 1)], polling_at(t0, 2000, 9000), vec![StopAll], Some(R::EndedInputWait), false, S::EndedInputWait),
             row("a reattach stops the timeout again", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Detached, t0), Wake::GdbAttached], look_at(t0, 5000), vec![], None, false, S::Ok),
             row("a vCPU's end waits for a reattached gdb's", ONE_GDB_TIMED, vec![Wake::GdbEnded(SessionEnd::Lost("reset".into()), t0), Wake::GdbAttached], Wake::Ended(0, done()), vec![], None, false, S::Ok),
             row("a failed session is a dead stub", ONE_GDB_TIMED, vec![], Wake::GdbEnded(SessionEnd::Failed("panic".into()), t0), vec![Say(Notice::StubDied("panic".into())), StopAll], Some(R::Internal), false, S::Internal),
@@ -924,7 +924,7 @@ mod tests {
     fn the_worst_outcome_wins_in_the_documented_order() {
         use ExitStatus::*;
         // 7 > 4 > 1 > 9 > 6 > 3 > 5 > 0, and the lab's 8 with the host's failures.
-        let order = [Internal, Host, GuestFault, DebugExit, Stopped, Timeout, InputEnded, Ok];
+        let order = [Internal, Host, GuestFault, DebugExit, Stopped, Timeout, EndedInputWait, Ok];
         for pair in order.windows(2) {
             assert!(severity(pair[0]) > severity(pair[1]), "{:?} must outrank {:?}", pair[0], pair[1]);
         }

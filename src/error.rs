@@ -3,7 +3,9 @@
 //! Every way a run can end has one documented exit status (see the README's table), so scripts and
 //! tests can tell a guest fault from a timeout from a bad command line.
 
-use std::fmt;
+use crate::boot::BootError;
+use crate::kvm::error::KvmError;
+use crate::kvm::memory::MemoryError;
 
 /// The process exit statuses of minikvm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +21,7 @@ pub enum ExitStatus {
     /// The host's KVM failed or is missing.
     Host = 4,
     /// Standard input ended while a guest kept waiting for more.
-    InputEnded = 5,
+    EndedInputWait = 5,
     /// Stopped on purpose: the escape keys, SIGINT/SIGTERM, or `kill` in gdb.
     Stopped = 6,
     /// minikvm itself failed (a bug: a vCPU or stub thread died); the message asks for a report.
@@ -37,24 +39,36 @@ impl ExitStatus {
     }
 }
 
-/// Errors before or around a run (the guest's own faults are reported by [`crate::vmm`]).
-#[derive(Debug)]
+/// Errors before or around a run (the guest's own faults are reported by [`crate::vmm`]). Each
+/// concern has its own enum, converted here with `?`; [`Error::status`] is the one place that
+/// maps them to exit statuses.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A usage or input problem: the message says what is wrong.
+    #[error("{0}")]
     Usage(String),
-    /// The KVM device (`/dev/kvm`, or `$MINIKVM_KVM_DEVICE`) could not be opened.
-    NoKvm { device: String, error: std::io::Error },
-    /// A KVM ioctl failed: what we were doing, and the error.
-    Kvm(&'static str, kvm_ioctls::Error),
-    /// Any other host failure (threads, terminal, memory mapping).
+    /// The KVM device, or setting up the VM on it.
+    #[error(transparent)]
+    Kvm(#[from] KvmError),
+    /// A guest image does not fit in guest RAM (an input problem).
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// A boot plan could not be made from the guest (named first) and the command line (an
+    /// input problem).
+    #[error("{guest}: {error}")]
+    Boot { guest: String, error: BootError },
+    /// Any other host failure (threads, terminal, signals).
+    #[error("{0}")]
     Host(String),
 }
 
 impl Error {
     pub fn status(&self) -> ExitStatus {
         match self {
-            Error::Usage(_) => ExitStatus::Usage,
-            Error::NoKvm { .. } | Error::Kvm(..) | Error::Host(_) => ExitStatus::Host,
+            Error::Usage(_) | Error::Memory(_) | Error::Boot { .. } | Error::Kvm(KvmError::DevicePath) => {
+                ExitStatus::Usage
+            }
+            Error::Kvm(_) | Error::Host(_) => ExitStatus::Host,
         }
     }
 
@@ -63,40 +77,4 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(m) => write!(f, "{m}"),
-            Error::NoKvm { device, error } => match error.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => write!(
-                    f,
-                    "{device} does not exist: load the KVM module (`modprobe kvm_intel` or `modprobe kvm_amd`) \
-                     and enable virtualization in the firmware"
-                ),
-                Some(libc::EACCES) | Some(libc::EPERM) => write!(
-                    f,
-                    "no permission to open {device}: add yourself to the `kvm` group \
-                     (`sudo usermod -aG kvm $USER`, then log in again)"
-                ),
-                _ => write!(f, "cannot open {device}: {error}"),
-            },
-            Error::Kvm(what, e) => write!(f, "KVM failed while {what}: {e}"),
-            Error::Host(m) => write!(f, "{m}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// Shorthand for mapping a kvm-ioctls error with what we were doing.
-pub trait KvmContext<T> {
-    fn during(self, what: &'static str) -> Result<T>;
-}
-
-impl<T> KvmContext<T> for std::result::Result<T, kvm_ioctls::Error> {
-    fn during(self, what: &'static str) -> Result<T> {
-        self.map_err(|e| Error::Kvm(what, e))
-    }
-}

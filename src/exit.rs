@@ -1,103 +1,13 @@
 //! VM exits and what minikvm does about each: a pure mapping, unit-tested with synthetic exits.
 //!
-//! The vCPU loop copies what KVM reported into an [`Exit`] (owned, no borrow of `kvm_run`), asks
+//! The KVM boundary copies what KVM reported into an [`Exit`] (owned, no borrow of `kvm_run`); the
+//! run loop ([`crate::run_loop`]) asks
 //! [`decide`] for an [`Action`], and carries the action out. Keeping the decision pure means every
 //! exit reason's handling can be tested without a VM.
 
 use crate::boot::MachineKind;
 
-/// One VM exit, as minikvm sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    /// `in` from `port`: `count` items of `size` bytes (`count` > 1 for `rep ins`).
-    IoIn {
-        port: u16,
-        size: u8,
-        count: u32,
-    },
-    /// `out` to `port`: `count` items of `size` bytes; `value` is the first item (for logs and
-    /// statistics; the bus gets them all).
-    IoOut {
-        port: u16,
-        size: u8,
-        count: u32,
-        value: u32,
-    },
-    MmioRead {
-        addr: u64,
-        len: u8,
-    },
-    MmioWrite {
-        addr: u64,
-        len: u8,
-        value: u64,
-    },
-    Hlt,
-    /// Triple fault (or another reason the CPU shut down).
-    Shutdown,
-    FailEntry {
-        reason: u64,
-    },
-    InternalError {
-        suberror: u32,
-    },
-    /// A debug event: single step, hardware breakpoint/watchpoint or int3.
-    Debug {
-        exception: u32,
-        pc: u64,
-        dr6: u64,
-    },
-    /// KVM_RUN was interrupted by a signal (a kick): look at the control flags.
-    Interrupted,
-    SystemEvent {
-        kind: u32,
-    },
-    /// An exit reason minikvm does not handle.
-    Other {
-        reason: String,
-    },
-}
-
-/// The short names of the exit kinds, indexed by [`Exit::kind`].
-pub const EXIT_NAMES: [&str; 12] = [
-    "io-in",
-    "io-out",
-    "mmio-read",
-    "mmio-write",
-    "hlt",
-    "shutdown",
-    "fail-entry",
-    "internal-error",
-    "debug",
-    "interrupted",
-    "system-event",
-    "other",
-];
-
-impl Exit {
-    /// The exit's kind as an index into [`EXIT_NAMES`] (cheap to count on every exit).
-    pub fn kind(&self) -> usize {
-        match self {
-            Exit::IoIn { .. } => 0,
-            Exit::IoOut { .. } => 1,
-            Exit::MmioRead { .. } => 2,
-            Exit::MmioWrite { .. } => 3,
-            Exit::Hlt => 4,
-            Exit::Shutdown => 5,
-            Exit::FailEntry { .. } => 6,
-            Exit::InternalError { .. } => 7,
-            Exit::Debug { .. } => 8,
-            Exit::Interrupted => 9,
-            Exit::SystemEvent { .. } => 10,
-            Exit::Other { .. } => 11,
-        }
-    }
-
-    /// A short name, for statistics and logs.
-    pub fn name(&self) -> &'static str {
-        EXIT_NAMES[self.kind()]
-    }
-}
+pub use crate::kvm::exit::{Exit, ExitKind};
 
 /// Why a guest's run ended badly, in words a student can read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ pub mod devices;
 pub mod doctor;
 pub mod error;
 pub mod exit;
-pub mod exit_log;
+pub(crate) mod exit_log;
 // The gdb stub's own messages move to crate::stdio with its containment work (issue 7, item 8).
 #[allow(clippy::print_stderr)]
 pub mod gdb;
@@ -22,7 +22,8 @@ pub mod guests;
 pub mod kvm;
 pub mod lab;
 pub mod os1k_flavour;
-pub mod stats;
+pub mod run_loop;
+pub(crate) mod stats;
 pub mod stdio;
 pub mod vmm;
 pub mod x86;

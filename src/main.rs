@@ -5,17 +5,18 @@
 
 use clap::Parser;
 use minikvm::cli::{Cli, Command};
-use minikvm::error::ExitStatus;
+use minikvm::error::{Error, ExitStatus};
 use minikvm::{controller, doctor, guests, kvm, lab, os1k_flavour, stderrln, stdout, vmm};
 use std::process::exit;
 
 fn main() {
     // First of all, before a signal can find minikvm without a plan: the kick handler (so a stray
     // kick signal does nothing) and the stop signals blocked, to be read by the run's controller.
-    let stop_signals = match kvm::install_kick_handler().and_then(|()| controller::block_stop_signals()) {
-        Ok(set) => set,
-        Err(e) => exit(fail(&e.to_string(), e.status()).code()),
-    };
+    let stop_signals =
+        match kvm::install_kick_handler().map_err(Error::from).and_then(|()| controller::block_stop_signals()) {
+            Ok(set) => set,
+            Err(e) => exit(fail(&e.to_string(), e.status()).code()),
+        };
     let cli = parse_command_line();
     let level = match cli.run.verbose {
         0 => log::LevelFilter::Warn,

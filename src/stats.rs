@@ -1,14 +1,14 @@
 //! Exit statistics: what each vCPU made KVM hand back to minikvm, and where the time went.
 
-use crate::exit::{Exit, EXIT_NAMES};
+use crate::exit::{Exit, ExitKind};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Counters kept on every exit, so they are plain arrays: no map lookups on the hot path.
 #[derive(Debug, Clone)]
 pub struct VcpuStats {
-    /// Exits by kind (see [`EXIT_NAMES`]).
-    pub exits: [u64; EXIT_NAMES.len()],
+    /// Exits by kind, indexed by [`ExitKind`].
+    pub exits: [u64; ExitKind::ALL.len()],
     /// Hypercalls by number.
     pub hypercalls: [u64; 256],
     /// Port I/O as (port, is_out, count), in the order first seen; guests use a handful of ports.
@@ -25,7 +25,7 @@ pub struct VcpuStats {
 impl Default for VcpuStats {
     fn default() -> Self {
         VcpuStats {
-            exits: [0; EXIT_NAMES.len()],
+            exits: [0; ExitKind::ALL.len()],
             hypercalls: [0; 256],
             ports: Vec::new(),
             guest: Duration::ZERO,
@@ -37,7 +37,7 @@ impl Default for VcpuStats {
 
 impl VcpuStats {
     pub fn count_exit(&mut self, exit: &Exit) {
-        self.exits[exit.kind()] += 1;
+        self.exits[exit.kind() as usize] += 1;
         let (port, out) = match *exit {
             Exit::IoIn { port, .. } => (port, false),
             Exit::IoOut { port, .. } => (port, true),
@@ -69,7 +69,8 @@ pub fn table(vcpus: &[(usize, String, VcpuStats)]) -> String {
         let _ = writeln!(s, "vCPU {id} ({name}): {} exits", st.total_exits());
         s += &time_line(st);
         let _ = writeln!(s, "  exits by reason:");
-        let mut reasons: Vec<(&str, u64)> = EXIT_NAMES.iter().copied().zip(st.exits).filter(|(_, n)| *n > 0).collect();
+        let mut reasons: Vec<(&str, u64)> =
+            ExitKind::ALL.iter().map(|k| k.name()).zip(st.exits).filter(|(_, n)| *n > 0).collect();
         reasons.sort();
         for (reason, n) in reasons {
             let _ = writeln!(s, "    {reason:<16} {n:>10}");

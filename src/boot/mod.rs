@@ -10,8 +10,20 @@ pub mod long_mode;
 pub mod multiboot;
 pub mod realmode;
 pub mod seed_paging;
+mod window;
 
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
+
+/// Why a guest cannot boot the way the command line asks: one enum per way of starting.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Seed(#[from] seed_paging::SeedError),
+    #[error(transparent)]
+    LongMode(#[from] long_mode::LongModeError),
+    #[error(transparent)]
+    Kernel(#[from] multiboot::KernelError),
+}
 
 /// The state a vCPU starts in, applied on top of KVM's reset state.
 #[derive(Debug, Clone)]

@@ -4,8 +4,7 @@
 use super::{BootPlan, CpuStart, MachineKind};
 use kvm_bindings::{kvm_regs, kvm_segment};
 
-/// Bytes of RAM each real-mode vCPU owns.
-pub const WINDOW: usize = 0x40000;
+pub use super::window::WINDOW;
 /// At most this many guests at once.
 pub const MAX_GUESTS: usize = 4;
 

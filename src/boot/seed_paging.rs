@@ -16,18 +16,30 @@ pub const DEFAULT_LOAD: u64 = 0x1000;
 pub const DEFAULT_ENTRY: u64 = 0x8000_1000;
 pub const DEFAULT_MEM: u64 = 4 << 20;
 
-pub fn plan(binary: &[u8], load: u64, entry: u64, mem_bytes: u64) -> Result<BootPlan, String> {
+/// Why a `--paging` binary cannot start where the command line puts it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeedError {
+    #[error("--paging needs at least 4 MiB of RAM")]
+    TooLittleRam,
+    #[error("load address overflows")]
+    LoadOverflows,
+    #[error(
+        "the binary at {load:#x}..{end:#x} would overlap the GDT/IDT (0x500..0xd28), the page \
+         tables (0x100000..0x102000) or the end of RAM"
+    )]
+    Overlap { load: u64, end: u64 },
+}
+
+/// The seed's machine with `binary` at `load`, entered at `entry` with paging on.
+pub fn plan(binary: &[u8], load: u64, entry: u64, mem_bytes: u64) -> Result<BootPlan, SeedError> {
     if mem_bytes < DEFAULT_MEM {
-        return Err("--paging needs at least 4 MiB of RAM".into());
+        return Err(SeedError::TooLittleRam);
     }
-    let end = load.checked_add(binary.len() as u64).ok_or("load address overflows")?;
+    let end = load.checked_add(binary.len() as u64).ok_or(SeedError::LoadOverflows)?;
     let tables = PAGE_DIR..PAGE_TABLE + 0x1000;
     let low = GDT_ADDR..IDT_ADDR + 256 * 8;
     if load < low.end || (load < tables.end && end > tables.start) || end > mem_bytes {
-        return Err(format!(
-            "the binary at {load:#x}..{end:#x} would overlap the GDT/IDT (0x500..0xd28), the page \
-             tables (0x100000..0x102000) or the end of RAM"
-        ));
+        return Err(SeedError::Overlap { load, end });
     }
     let mut gdt = Vec::new();
     for d in [0u64, 0x00cf_9a00_0000_ffff, 0x00cf_9200_0000_ffff, 0x00cf_fa00_0000_ffff, 0x00cf_f200_0000_ffff] {

@@ -16,6 +16,7 @@
 //! Nothing here knows about KVM, so the bus and each device are unit-tested alone.
 
 use crate::exit::Fault;
+use crate::kvm::error::VcpuError;
 use std::sync::Arc;
 
 /// The vCPU that makes an access, as a device sees it.
@@ -23,7 +24,7 @@ pub trait Caller {
     /// Its index (console output is coloured per vCPU).
     fn vcpu(&self) -> usize;
     /// Its RBX register now (PUTCHAR's byte is BL).
-    fn rbx(&mut self) -> Result<u64, String>;
+    fn rbx(&mut self) -> Result<u64, VcpuError>;
 }
 
 /// What a device access asks of the vCPU that made it, beyond the device's own state.
@@ -38,7 +39,7 @@ pub enum Effect {
     /// The guest faulted (an unknown hypercall).
     Fault(Fault),
     /// The host failed while serving the access (registers could not be read).
-    HostError(String),
+    HostError(VcpuError),
     /// The guest wrote a non-zero value to the ISA debug-exit port: its own verdict "failed".
     DebugExit(u32),
 }
@@ -160,7 +161,7 @@ impl Caller for FakeCpu {
     fn vcpu(&self) -> usize {
         0
     }
-    fn rbx(&mut self) -> Result<u64, String> {
+    fn rbx(&mut self) -> Result<u64, VcpuError> {
         Ok(self.0)
     }
 }

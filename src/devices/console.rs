@@ -39,7 +39,7 @@ pub struct Console {
     ended: AtomicBool,
     /// Called when, after stdin ended, the guest starts waiting for input (the controller then
     /// times its `--eof-grace`).
-    starve_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    ended_input_wait_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// Signalled when input arrives, stdin ends, or the run is ending.
     input_changed: Condvar,
     /// GETCHAR waits for input instead of answering 0xFF at once (stdin is a pipe or file).
@@ -54,10 +54,10 @@ pub enum InputWait {
     /// Nothing says it waits (or input is still there to read).
     No,
     /// It polled for input at least twice (GETCHAR, RBR, LSR) and found none, printing nothing
-    /// between: a wait if it keeps doing so (see [`crate::controller::EofWatch`]).
+    /// between: a wait if it keeps doing so (see [`crate::controller::EndedInputWait`]).
     Polling,
     /// It has the UART's receive interrupt on: it waits if it also halts (the controller looks at
-    /// whether its vCPU threads sleep; see [`crate::controller::EofWatch`]).
+    /// whether its vCPU threads sleep; see [`crate::controller::EndedInputWait`]).
     ReceiveInterrupt,
 }
 
@@ -87,7 +87,7 @@ impl Console {
             }),
             empty_polls: AtomicU32::new(0),
             ended: AtomicBool::new(false),
-            starve_hook: Mutex::new(None),
+            ended_input_wait_hook: Mutex::new(None),
             input_changed: Condvar::new(),
             blocking_getchar,
             output: Mutex::new(Output::raw(sink, color)),
@@ -190,13 +190,13 @@ impl Console {
         }
         // Turning the receive interrupt on after stdin ended may start a wait: tell the controller.
         if rx_irq_on && self.ended.load(Ordering::Relaxed) {
-            self.starved();
+            self.ended_input_wait();
         }
     }
 
     /// Sets what to call when the guest starts waiting on input after stdin ended.
-    pub fn on_starve(&self, hook: Box<dyn Fn() + Send + Sync>) {
-        *lock(&self.starve_hook) = Some(hook);
+    pub fn on_ended_input_wait(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        *lock(&self.ended_input_wait_hook) = Some(hook);
     }
 
     /// The guest looked for input (GETCHAR, or the UART's LSR/RBR) and found none.
@@ -206,12 +206,12 @@ impl Console {
             Ok(before) | Err(before) => before.saturating_add(1),
         };
         if polls == REPEATED_POLLS && self.ended.load(Ordering::Relaxed) {
-            self.starved();
+            self.ended_input_wait();
         }
     }
 
-    fn starved(&self) {
-        if let Some(hook) = lock(&self.starve_hook).as_ref() {
+    fn ended_input_wait(&self) {
+        if let Some(hook) = lock(&self.ended_input_wait_hook).as_ref() {
             hook();
         }
     }

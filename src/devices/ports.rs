@@ -78,7 +78,7 @@ impl PortDevice for HypercallPort {
                     self.0.put(caller.vcpu(), rbx as u8);
                     Effect::Continue
                 }
-                Err(msg) => Effect::HostError(msg),
+                Err(e) => Effect::HostError(e),
             },
             // The `in` that follows answers; on a pipe, the vCPU first waits for a byte or the end.
             Hypercall::Getchar => Effect::AwaitInput,

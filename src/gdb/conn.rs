@@ -12,7 +12,7 @@
 //! client does not take within [`WRITE_TIMEOUT`] ends it too — at once if the run is being stopped
 //! meanwhile (a signal, Ctrl-A x), so that nothing waits for a client that does not read.
 
-use crate::kvm::vcpu::VcpuControl;
+use crate::run_loop::VcpuControl;
 use gdbstub::conn::{Connection, ConnectionExt};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::EventFd;

@@ -10,7 +10,7 @@ use super::breakpoints::Breakpoints;
 use super::error::DebugError;
 use super::refusals::Refusals;
 use super::vcpus::Vcpus;
-use crate::kvm::vcpu::{CpuState, VcpuEnd};
+use crate::run_loop::{CpuState, VcpuEnd};
 use crate::stats::VcpuStats;
 use crate::x86::mode::{efer, CpuMode};
 use gdbstub::common::Tid;

@@ -4,7 +4,7 @@
 
 use super::error::DebugError;
 use super::vcpus::{Next, Release, Vcpus};
-use crate::kvm::vcpu::{CpuState, DebugEvent, ResumeWith};
+use crate::run_loop::{CpuState, DebugEvent, ResumeWith};
 use crate::stats::VcpuStats;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -165,7 +165,7 @@ pub enum Attachment {
 pub struct Stub {
     pub listener: TcpListener,
     pub vcpus: Vec<VcpuHandle>,
-    pub events: mpsc::Receiver<(usize, crate::kvm::vcpu::DebugEvent)>,
+    pub events: mpsc::Receiver<(usize, crate::run_loop::DebugEvent)>,
     pub wake: Arc<EventFd>,
     pub ram: Arc<crate::kvm::memory::GuestRam>,
     pub caps: Caps,

@@ -4,7 +4,7 @@
 
 use super::debugger::{cpu_mode, Debugger};
 use super::error::MonitorError;
-use crate::kvm::vcpu::CpuState;
+use crate::run_loop::CpuState;
 use crate::x86::control_bits;
 use crate::x86::descriptors::{describe_segment, format_gdt, format_idt, IdtFormat};
 use crate::x86::mode::CpuMode;

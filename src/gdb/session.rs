@@ -4,7 +4,7 @@
 use super::conn::{self, GdbConn, Wake};
 use super::debugger::Debugger;
 use super::error::DebugError;
-use crate::kvm::vcpu::VcpuControl;
+use crate::run_loop::VcpuControl;
 use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
 use gdbstub::stub::{DisconnectReason, GdbStubBuilder, GdbStubError};

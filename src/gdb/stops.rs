@@ -18,7 +18,7 @@ use super::debugger::{address_mask, tid, Debugger, ResumeAction, Run, SoftWatchi
 use super::error::DebugError;
 use super::vcpus::{Next, Release};
 use crate::exit::Fault;
-use crate::kvm::vcpu::{DebugEvent, ResumeWith, VcpuEnd};
+use crate::run_loop::{DebugEvent, ResumeWith, VcpuEnd};
 use gdbstub::common::Signal;
 use gdbstub::target::ext::breakpoints::WatchKind;
 use std::time::{Duration, Instant};

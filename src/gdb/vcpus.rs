@@ -9,7 +9,7 @@
 use super::error::DebugError;
 use crate::devices::console::lock;
 use crate::kvm::memory::GuestRam;
-use crate::kvm::vcpu::{CpuState, DebugEvent, DebugRequest, Reply, ResumeWith, VcpuControl};
+use crate::run_loop::{CpuState, DebugEvent, DebugRequest, Reply, ResumeWith, VcpuControl};
 use crate::stats::VcpuStats;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
@@ -96,7 +96,7 @@ impl VcpuThreads {
         let h = self.handles.get(id).ok_or(DebugError::NoSuchVcpu(id))?;
         let (tx, rx) = mpsc::channel();
         h.requests.send(make(tx)).map_err(|_| DebugError::Ended(id))?;
-        rx.recv().map_err(|_| DebugError::Ended(id))?.map_err(DebugError::Vcpu)
+        rx.recv().map_err(|_| DebugError::Ended(id))?.map_err(|e| DebugError::Vcpu(e.to_string()))
     }
 }
 

@@ -1,102 +1,45 @@
 //! The KVM boundary: opening /dev/kvm, creating the VM and its interrupt controllers, CPUID, and
 //! kicking a vCPU out of KVM_RUN. Every `unsafe` block of minikvm lives below this module.
 
+pub mod cpuid;
+pub mod error;
+pub mod exit;
 pub mod memory;
 pub mod vcpu;
 
-use crate::error::{Error, KvmContext, Result};
-use kvm_bindings::{kvm_pit_config, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
+pub use cpuid::{flat_guest_cpuid, guest_cpuid, kvm_paravirt_cpuid, HYPERVISOR_SIGNATURE};
+use error::{KvmContext, KvmError};
+use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use std::cell::Cell;
 use std::sync::Once;
 
 /// Opens /dev/kvm (or `$MINIKVM_KVM_DEVICE`, for tests and unusual setups) with a message that
 /// says what to do when it fails.
-pub fn open() -> Result<Kvm> {
+pub fn open() -> Result<Kvm, KvmError> {
     use std::os::unix::ffi::OsStringExt;
     let path = std::env::var_os("MINIKVM_KVM_DEVICE").unwrap_or_else(|| "/dev/kvm".into());
     let device = path.to_string_lossy().into_owned();
-    let path =
-        std::ffi::CString::new(path.into_vec()).map_err(|_| Error::usage("MINIKVM_KVM_DEVICE contains a NUL byte"))?;
+    let path = std::ffi::CString::new(path.into_vec()).map_err(|_| KvmError::DevicePath)?;
     let kvm = Kvm::new_with_path(&path)
-        .map_err(|e| Error::NoKvm { device: device.clone(), error: std::io::Error::from_raw_os_error(e.errno()) })?;
+        .map_err(|e| KvmError::Open { device: device.clone(), error: std::io::Error::from_raw_os_error(e.errno()) })?;
     let version = kvm.get_api_version();
     if version < 0 {
-        return Err(Error::Host(format!("{device} is not a KVM device (KVM_GET_API_VERSION failed)")));
+        return Err(KvmError::NotKvm { device });
     }
     if version != 12 {
-        return Err(Error::Host(format!("{device}: unsupported KVM API version {version} (minikvm needs 12)")));
+        return Err(KvmError::ApiVersion { device, version });
     }
     Ok(kvm)
 }
 
 /// Adds the in-kernel PIC pair, IOAPIC and PIT: what a PC kernel expects to find.
 /// Must run before any vCPU is created.
-pub fn add_pc_interrupts(vm: &VmFd) -> Result<()> {
+pub fn add_pc_interrupts(vm: &VmFd) -> Result<(), KvmError> {
     vm.create_irq_chip().during("creating the in-kernel interrupt controllers")?;
     let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
     vm.create_pit2(pit).during("creating the in-kernel PIT")?;
     Ok(())
-}
-
-/// The 12-byte signature minikvm reports in CPUID leaf 0x40000000 (EBX, ECX, EDX).
-pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"minikvm\0\0\0\0\0";
-
-/// KVM's supported CPUID, plus the hypervisor-present bit and our own signature leaf.
-pub fn guest_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId> {
-    let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).during("reading the supported CPUID")?;
-    let word = |i: usize| u32::from_le_bytes(HYPERVISOR_SIGNATURE[i..i + 4].try_into().unwrap_or([0; 4]));
-    for e in cpuid.as_mut_slice() {
-        match e.function {
-            1 => {
-                e.ecx |= 1 << 31; // "running under a hypervisor"
-                e.ebx = (e.ebx & 0x00ff_ffff) | ((vcpu_id as u32) << 24); // initial APIC ID
-            }
-            0x4000_0000 => {
-                e.eax = 0x4000_0000;
-                e.ebx = word(0);
-                e.ecx = word(4);
-                e.edx = word(8);
-            }
-            _ => {}
-        }
-    }
-    if !cpuid.as_slice().iter().any(|e| e.function == 0x4000_0000) {
-        let entry = kvm_bindings::kvm_cpuid_entry2 {
-            function: 0x4000_0000,
-            eax: 0x4000_0000,
-            ebx: word(0),
-            ecx: word(4),
-            edx: word(8),
-            ..Default::default()
-        };
-        cpuid.push(entry).map_err(|_| Error::Host("CPUID table is full".into()))?;
-    }
-    Ok(cpuid)
-}
-
-/// [`guest_cpuid`] with KVM's own hypervisor leaves (0x40000000 "KVMKVMKVM", 0x40000001 its
-/// paravirtual features) instead of minikvm's signature: what a Linux guest gets. KVM itself
-/// implements those features (kvmclock above all), and without kvmclock Linux has no way to learn
-/// the TSC's frequency on a machine with no PIT interrupt and no HPET: it calibrates against the
-/// PIT by timing port reads, which fails under an emulating KVM, and then waits forever for a tick.
-pub fn kvm_paravirt_cpuid(kvm: &Kvm, vcpu_id: u8) -> Result<CpuId> {
-    let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).during("reading the supported CPUID")?;
-    let mut cpuid = guest_cpuid(kvm, vcpu_id)?;
-    if let Some(kvm_leaf) = supported.as_slice().iter().find(|e| e.function == 0x4000_0000) {
-        for e in cpuid.as_mut_slice().iter_mut().filter(|e| e.function == 0x4000_0000) {
-            *e = *kvm_leaf;
-        }
-    }
-    // The TSC-deadline mode of the local APIC timer, which KVM's in-kernel APIC emulates but leaves
-    // to the VMM to announce (as QEMU does). Without it Linux calibrates the APIC timer against the
-    // TSC, which an emulating KVM gets wrong by orders of magnitude: ticks come late, boots stall.
-    if kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer) {
-        for e in cpuid.as_mut_slice().iter_mut().filter(|e| e.function == 1) {
-            e.ecx |= 1 << 24;
-        }
-    }
-    Ok(cpuid)
 }
 
 /// IA32_MISC_ENABLE and its fast-strings bit (0), which a PC's firmware — and QEMU — sets.
@@ -107,11 +50,10 @@ const MISC_ENABLE_FAST_STRING: u64 = 1 << 0;
 /// architectural values of EFER (0), PAT (0x0007040600070406), the APIC base (0xFEE00900 with the
 /// BSP bit on vCPU 0) and a running TSC; MISC_ENABLE is the firmware's to set: fast strings on,
 /// so a kernel that checks it (Linux does) uses `rep movs`.
-pub fn firmware_msrs(vcpu: &VcpuFd) -> Result<()> {
+pub fn firmware_msrs(vcpu: &VcpuFd) -> Result<(), KvmError> {
     let entry =
         kvm_bindings::kvm_msr_entry { index: MSR_MISC_ENABLE, data: MISC_ENABLE_FAST_STRING, ..Default::default() };
-    let msrs =
-        kvm_bindings::Msrs::from_entries(&[entry]).map_err(|_| Error::Host("cannot build an MSR list".into()))?;
+    let msrs = kvm_bindings::Msrs::from_entries(&[entry]).map_err(|_| KvmError::MsrList)?;
     let set = vcpu.set_msrs(&msrs).during("setting MISC_ENABLE")?;
     if set != 1 {
         log::warn!("KVM refused MISC_ENABLE; a kernel reads its own default");
@@ -121,7 +63,7 @@ pub fn firmware_msrs(vcpu: &VcpuFd) -> Result<()> {
 
 /// Routes the PIC's interrupts into the vCPU's local APIC (LINT0 as ExtINT, LINT1 as NMI), as a
 /// PC BIOS leaves it; without this a kernel using the 8259 would never see an interrupt.
-pub fn route_pic_to_lapic(vcpu: &VcpuFd) -> Result<()> {
+pub fn route_pic_to_lapic(vcpu: &VcpuFd) -> Result<(), KvmError> {
     const LVT_LINT0: usize = 0x350;
     const LVT_LINT1: usize = 0x360;
     const EXTINT: u32 = 0x700;
@@ -168,12 +110,11 @@ extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_v
 }
 
 /// Installs the kick handler once per process.
-pub fn install_kick_handler() -> Result<()> {
+pub fn install_kick_handler() -> Result<(), KvmError> {
     static ONCE: Once = Once::new();
     let mut res = Ok(());
     ONCE.call_once(|| {
-        res = vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
-            .map_err(|e| Error::Host(format!("cannot install the vCPU kick signal handler: {e}")));
+        res = vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick).map_err(KvmError::KickHandler);
     });
     res
 }

@@ -91,7 +91,7 @@ fn bit(v: u64, n: u32) -> bool {
 }
 
 /// A code or data segment descriptor (S = 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct SegmentDescriptor {
     /// Segment base (linear address).
     pub base: u32,
@@ -203,33 +203,25 @@ fn effective_limit(raw_limit: u32, granularity: bool) -> u32 {
     }
 }
 
-/// Short description of a code/data type field, e.g. `code 32-bit exec/read`.
+/// Short description of a code/data type field, e.g. `code 32-bit exec/read`, from the
+/// descriptor's own accessors (the one place the type bits are decoded).
 fn code_data_kind(typ: u8, db: bool, long: bool) -> String {
+    let d = SegmentDescriptor { typ, db, long, ..SegmentDescriptor::default() };
     let mut s = String::new();
-    if typ & 8 != 0 {
-        let size = if long {
-            "64-bit"
-        } else if db {
-            "32-bit"
-        } else {
-            "16-bit"
-        };
-        let _ = write!(s, "code {size} {}", if typ & 2 != 0 { "exec/read" } else { "exec-only" });
-        if typ & 4 != 0 {
+    if d.is_code() {
+        let access = if d.readable() { "exec/read" } else { "exec-only" };
+        let _ = write!(s, "code {}-bit {access}", d.code_bits());
+        if d.conforming() {
             s.push_str(" conforming");
         }
     } else {
-        let _ = write!(
-            s,
-            "data {}{}",
-            if typ & 2 != 0 { "read/write" } else { "read-only" },
-            if db { " (32-bit stack)" } else { "" }
-        );
-        if typ & 4 != 0 {
+        let access = if d.writable() { "read/write" } else { "read-only" };
+        let _ = write!(s, "data {access}{}", if db { " (32-bit stack)" } else { "" });
+        if d.expand_down() {
             s.push_str(" expand-down");
         }
     }
-    if typ & 1 != 0 {
+    if d.accessed() {
         s.push_str(", accessed");
     }
     s

@@ -550,41 +550,14 @@ impl Paging {
     pub fn walk<M: PhysMem + ?Sized>(&self, mem: &M, linear: u64) -> Result<Walk, WalkError> {
         let mode = self.mode;
         let fail = |fault, levels: Vec<WalkLevel>| WalkError { mode, linear, fault, levels };
-
-        match mode {
-            PagingMode::None | PagingMode::Bits32 { .. } | PagingMode::Pae => {
-                if linear > u64::from(u32::MAX) {
-                    return Err(fail(WalkFault::TooWide, Vec::new()));
-                }
-            }
-            PagingMode::Level4 => {
-                if !is_canonical(linear, 48) {
-                    return Err(fail(WalkFault::NonCanonical, Vec::new()));
-                }
-            }
-            PagingMode::Level5 => {
-                if !is_canonical(linear, 57) {
-                    return Err(fail(WalkFault::NonCanonical, Vec::new()));
-                }
-            }
+        if let Some(fault) = self.width_fault(linear) {
+            return Err(fail(fault, Vec::new()));
         }
-
         if mode == PagingMode::None {
-            return Ok(Walk {
-                mode,
-                linear,
-                levels: Vec::new(),
-                phys: linear,
-                page_base: 0,
-                page_size: PageSize::Unpaged,
-                user: true,
-                writable: true,
-                executable: true,
-            });
+            return Ok(unpaged(linear));
         }
 
         let wide = mode.wide_entries();
-        let entry_size: u64 = if wide { 8 } else { 4 };
         let mut table = self.root();
         let mut levels: Vec<WalkLevel> = Vec::with_capacity(mode.levels());
         let mut user = true;
@@ -593,15 +566,9 @@ impl Paging {
 
         for spec in mode.level_specs() {
             let index = (linear >> spec.shift) & ((1u64 << spec.bits) - 1);
-            // index < 1024 and entry_size <= 8, so this cannot overflow u64
-            // arithmetic in practice, but stay checked anyway.
-            let entry_addr = index
-                .checked_mul(entry_size)
-                .and_then(|off| table.checked_add(off))
-                .ok_or_else(|| fail(WalkFault::Unreadable { level: spec.level, addr: table }, levels.clone()))?;
-            let entry = if wide { mem.read_u64(entry_addr) } else { mem.read_u32(entry_addr).map(u64::from) };
-            let Some(entry) = entry else {
-                return Err(fail(WalkFault::Unreadable { level: spec.level, addr: entry_addr }, levels));
+            let (entry_addr, entry) = match read_entry(mem, table, index, wide) {
+                Ok(read) => read,
+                Err(addr) => return Err(fail(WalkFault::Unreadable { level: spec.level, addr }, levels)),
             };
 
             let ps_bit = entry & (1 << 7) != 0;
@@ -634,13 +601,7 @@ impl Paging {
             }
 
             if let Some(size) = large {
-                let page_base = match size {
-                    PageSize::Size4M => {
-                        // PSE-36: PDE bits 20:13 supply physical bits 39:32.
-                        (entry & 0xFFC0_0000) | (((entry >> 13) & 0xFF) << 32)
-                    }
-                    _ => entry & ADDR_MASK_64 & !(size.bytes() - 1),
-                };
+                let page_base = large_page_base(entry, size);
                 return Ok(finish(mode, linear, levels, page_base, size, user, writable, executable));
             }
             if spec.level == Level::Pte {
@@ -652,6 +613,18 @@ impl Paging {
         // Every mode's last level is a PTE, which returns above; this is
         // only reachable for a malformed level table.
         Err(fail(WalkFault::NotPresent(Level::Pte), levels))
+    }
+
+    /// Why `linear` cannot be translated in this mode at all: wider than 32 bits without long
+    /// mode, or not canonical (48 or 57 bits) in it.
+    fn width_fault(&self, linear: u64) -> Option<WalkFault> {
+        match self.mode {
+            PagingMode::None | PagingMode::Bits32 { .. } | PagingMode::Pae => {
+                (linear > u64::from(u32::MAX)).then_some(WalkFault::TooWide)
+            }
+            PagingMode::Level4 => (!is_canonical(linear, 48)).then_some(WalkFault::NonCanonical),
+            PagingMode::Level5 => (!is_canonical(linear, 57)).then_some(WalkFault::NonCanonical),
+        }
     }
 
     /// Split the linear range `[linear, linear + len)` into physically
@@ -741,37 +714,46 @@ fn finish(
     }
 }
 
+/// Paging off: the linear address is the physical one, and nothing restricts access.
+fn unpaged(linear: u64) -> Walk {
+    Walk {
+        mode: PagingMode::None,
+        linear,
+        levels: Vec::new(),
+        phys: linear,
+        page_base: 0,
+        page_size: PageSize::Unpaged,
+        user: true,
+        writable: true,
+        executable: true,
+    }
+}
+
+/// Reads entry `index` of the table at `table` (4 or 8 bytes wide): its address and value, or
+/// the address that could not be read.
+fn read_entry<M: PhysMem + ?Sized>(mem: &M, table: u64, index: u64, wide: bool) -> Result<(u64, u64), u64> {
+    let entry_size: u64 = if wide { 8 } else { 4 };
+    // index < 1024 and entry_size <= 8, so this cannot overflow in practice; stay checked anyway.
+    let entry_addr = index.checked_mul(entry_size).and_then(|off| table.checked_add(off)).ok_or(table)?;
+    let entry = if wide { mem.read_u64(entry_addr) } else { mem.read_u32(entry_addr).map(u64::from) };
+    entry.map(|e| (entry_addr, e)).ok_or(entry_addr)
+}
+
+/// The physical base of a large page from its directory entry.
+fn large_page_base(entry: u64, size: PageSize) -> u64 {
+    match size {
+        // PSE-36: PDE bits 20:13 supply physical bits 39:32.
+        PageSize::Size4M => (entry & 0xFFC0_0000) | (((entry >> 13) & 0xFF) << 32),
+        _ => entry & ADDR_MASK_64 & !(size.bytes() - 1),
+    }
+}
+
 /// Is `addr` canonical for a CPU with `bits`-bit linear addresses? All bits
 /// from `bits - 1` up to 63 must be equal (sign extension).
 fn is_canonical(addr: u64, bits: u32) -> bool {
     let shift = 64 - bits;
     // Arithmetic shift right copies the sign bit back down.
     (((addr << shift) as i64) >> shift) as u64 == addr
-}
-
-/// Convenience: translate with the registers directly.
-pub fn walk<M: PhysMem + ?Sized>(
-    cr0: u64,
-    cr3: u64,
-    cr4: u64,
-    efer: u64,
-    mem: &M,
-    linear: u64,
-) -> Result<Walk, WalkError> {
-    Paging::from_regs(cr0, cr3, cr4, efer).walk(mem, linear)
-}
-
-/// Convenience: [`Paging::translate_range`] with the registers directly.
-pub fn translate_range<M: PhysMem + ?Sized>(
-    cr0: u64,
-    cr3: u64,
-    cr4: u64,
-    efer: u64,
-    mem: &M,
-    linear: u64,
-    len: usize,
-) -> Result<Vec<Chunk>, WalkError> {
-    Paging::from_regs(cr0, cr3, cr4, efer).translate_range(mem, linear, len)
 }
 
 fn write_levels(out: &mut String, mode: PagingMode, levels: &[WalkLevel]) {
@@ -1217,8 +1199,9 @@ mod tests {
         assert_eq!(p.walk(&v, 0x321).unwrap().phys, 0x0ABC_D321);
         assert_eq!(p.walk(v.as_slice(), 0x321).unwrap().phys, 0x0ABC_D321);
         let f = FnMem(|gpa: u64, buf: &mut [u8]| v.as_slice().read_phys(gpa, buf));
-        assert_eq!(walk(PG, 0x1000, 0, 0, &f, 0x321).unwrap().phys, 0x0ABC_D321);
-        assert_eq!(translate_range(PG, 0x1000, 0, 0, &f, 0xFFE, 2).unwrap()[0].phys, 0x0ABC_DFFE);
+        let p = Paging::from_regs(PG, 0x1000, 0, 0);
+        assert_eq!(p.walk(&f, 0x321).unwrap().phys, 0x0ABC_D321);
+        assert_eq!(p.translate_range(&f, 0xFFE, 2).unwrap()[0].phys, 0x0ABC_DFFE);
         // Reads past the end and at absurd addresses fail cleanly.
         assert!(v.read_u32(0x2FFE).is_none());
         assert!(v.read_u64(u64::MAX).is_none());

@@ -60,7 +60,7 @@ pub fn in_nested_lane() -> bool {
 }
 
 /// Asks `minikvm doctor --probe NAME` whether the host's KVM can do NAME (exit 0 = works).
-/// Probe names: realmode, protected, paging, longmode, usercall, syscall, singlestep, hwbreak, watch, int3.
+/// Probe names: realmode, protected, paging, longmode, usercall, syscall, singlestep, hwbreak, watch, int3, linux.
 pub fn host_can(probe: &str) -> bool {
     minikvm_std().args(["doctor", "--probe", probe]).output().map(|o| o.status.success()).unwrap_or(false)
 }
