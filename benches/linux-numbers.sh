@@ -66,7 +66,8 @@ timed() {
         echo "$first $init $t $status"
     } | awk -v t0="$t0" -v limit="$LIMIT" '{
         for (i = 1; i <= 3; i++) $i = ($i == "-") ? "-" : sprintf("%.2f", $i - t0)
-        if ($3 >= limit - 1) $4 = "timeout" # busybox timeout passes on the status of the stopped VMM (QEMU: 0)
+        # (a number, not the string sprintf made: "25.83" >= "149" as strings)
+        if ($3 != "-" && $3 + 0 >= limit - 1) $4 = "timeout" # busybox timeout passes on the status of the stopped VMM (QEMU: 0)
         print }'
 }
 
