@@ -87,8 +87,13 @@ const LEAF1_EDX: u32 = 1
     | 1 << 24
     | 1 << 25
     | 1 << 26;
-/// CPUID.1 ECX: SSE3, SSSE3, CMPXCHG16B, SSE4.1, SSE4.2, POPCNT.
-const LEAF1_ECX: u32 = 1 | 1 << 9 | 1 << 13 | 1 << 19 | 1 << 20 | 1 << 23;
+/// CPUID.1 ECX: SSE3, SSSE3, CMPXCHG16B, SSE4.1, SSE4.2, POPCNT, XSAVE.
+const LEAF1_ECX: u32 = 1 | 1 << 9 | 1 << 13 | 1 << 19 | 1 << 20 | 1 << 23 | 1 << 26;
+/// XSAVE state components a flat guest may enable in XCR0: x87 and SSE (leaf 0xD, sub-leaf 0).
+/// KVM refuses an `xsetbv` of components the guest's CPUID does not list.
+const XSAVE_COMPONENTS: u32 = 0b11;
+/// The XSAVE area for x87 + SSE: the 512-byte legacy region and the 64-byte header.
+const XSAVE_AREA_BYTES: u32 = 576;
 /// CPUID.1 ECX bit 31: "running under a hypervisor".
 const HYPERVISOR_PRESENT: u32 = 1 << 31;
 /// CPUID.80000001h EDX: SYSCALL, NX, long mode — what KVM checks before it lets a guest set
@@ -99,7 +104,7 @@ const EXT_ECX: u32 = 1;
 
 /// CPUID for flat guests: the leaves a guest needs to switch to long mode by itself
 /// (guest/modes.S) or to start in it (`--long-mode`) — vendor, family, PAE, long mode, NX,
-/// syscall — from the host's own CPUID, masked to features every such host has, plus minikvm's
+/// syscall, and XSAVE of x87/SSE state — from the host's own CPUID, masked to features every such host has, plus minikvm's
 /// signature leaf. Not KVM's whole supported table: reading it (KVM_GET_SUPPORTED_CPUID runs
 /// CPUID for every leaf in the kernel, each an exit on a nested host) and setting its ~56
 /// entries took ~0.2 ms here, a tenth of a `minimal` run.
@@ -113,8 +118,19 @@ pub fn flat_guest_cpuid(vcpu_id: u8) -> Result<CpuId, KvmError> {
         edx: r.edx,
         ..Default::default()
     };
+    let has_xsave = leaf1.ecx & (1 << 26) != 0;
+    let xsave = kvm_cpuid_entry2 {
+        function: 0xd,
+        index: 0,
+        flags: kvm_bindings::KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+        eax: if has_xsave { XSAVE_COMPONENTS } else { 0 },
+        ebx: XSAVE_AREA_BYTES,
+        ecx: XSAVE_AREA_BYTES,
+        ..Default::default()
+    };
     let entries = [
-        entry(0, CpuidResult { eax: basic.eax.min(1), ..basic }),
+        // Up to leaf 0xD, XSAVE's (a flat guest may run what Linux runs: guest/probe/linux.S).
+        entry(0, CpuidResult { eax: basic.eax.min(0xd), ..basic }),
         entry(
             1,
             CpuidResult {
@@ -130,6 +146,7 @@ pub fn flat_guest_cpuid(vcpu_id: u8) -> Result<CpuId, KvmError> {
         ),
         entry(0x8000_0000, CpuidResult { eax: ext.eax.min(0x8000_0001), ..ext }),
         entry(0x8000_0001, CpuidResult { eax: ext1.eax, ebx: 0, ecx: ext1.ecx & EXT_ECX, edx: ext1.edx & EXT_EDX }),
+        xsave,
     ];
     CpuId::from_entries(&entries).map_err(|_| KvmError::CpuidFull)
 }
