@@ -22,6 +22,7 @@ MINIKVM=${1:?usage: $0 MINIKVM KERNEL BUSYBOX [QEMU]}
 KERNEL=${2:?kernel}
 BUSYBOX=${3:?busybox}
 QEMU=${4:-$(command -v qemu-system-x86_64 || true)}
+[ -z "$QEMU" ] || [ -x "$QEMU" ] || QEMU="" # a path that is not there: no QEMU rows
 RUNS=${LINUX_NUMBERS_RUNS:-3}
 LIMIT=${LINUX_NUMBERS_TIMEOUT:-300}
 ACCEL=${LINUX_NUMBERS_QEMU_ACCEL:-kvm}
