@@ -146,9 +146,17 @@ fn layout_asm_shows_16_bit_code_from_the_first_instruction() {
     assert!(shown[0].0, "the pc is marked at address 0:\n{screen}");
     assert!(!screen.contains("No Assembly Available") && !screen.contains("%edx"), "{screen}");
     tui.type_line("stepi");
-    let screen = tui.wait_for("=> 0x3");
-    let at_pc: Vec<_> = tui_instructions(&screen).into_iter().filter(|(pc, _)| *pc).collect();
-    assert_eq!(at_pc, [(true, HELLO_START[1].to_string())], "{screen}");
+    // "=> 0x3" can show in the command pane before the window repaints: wait for the window's mark
+    // to move (or LIMIT), then check it.
+    let marked =
+        |screen: &str| -> Vec<(bool, String)> { tui_instructions(screen).into_iter().filter(|(pc, _)| *pc).collect() };
+    let start = Instant::now();
+    let mut screen = tui.wait_for("=> 0x3");
+    while marked(&screen) != [(true, HELLO_START[1].to_string())] && start.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(100));
+        screen = tui.screen();
+    }
+    assert_eq!(marked(&screen), [(true, HELLO_START[1].to_string())], "{screen}");
     tui.type_line("kill");
     assert_eq!(vm.finish().0, STOPPED);
 }
