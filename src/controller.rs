@@ -788,15 +788,26 @@ mod tests {
         assert!(w.expired(&signs(ReceiveInterrupt, at(4500), 2500, 0, 0)));
     }
 
+    /// This thread's CPU time, which the kernel brings up to date as it is read (schedstat's
+    /// counter lags by up to a scheduler tick, and wall time includes time the host stole).
+    fn thread_cpu_time() -> Duration {
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+        Duration::from(t)
+    }
+
     #[test]
     fn this_threads_runnable_time_grows_while_it_computes() {
+        // Compute for 50 ms of this thread's own CPU time, not of wall time: on a loaded or
+        // nested machine 50 ms of wall time can hold far less computing (it failed so in CI).
         let tid = nix::unistd::gettid().as_raw();
         let Some(before) = runnable_time(tid) else { return }; // no schedstat in this kernel
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_millis(50) {
+        let (start, wall) = (thread_cpu_time(), Instant::now());
+        while thread_cpu_time() < start + Duration::from_millis(50) {
+            assert!(wall.elapsed() < Duration::from_secs(30), "50 ms of CPU not given in 30 s");
             std::hint::black_box(0u64);
         }
-        assert!(runnable_time(tid).unwrap() >= before + Duration::from_millis(40));
+        // Reading the CPU clock just now brought schedstat's counter up to date, too.
+        assert!(runnable_time(tid).unwrap() >= before + Duration::from_millis(50));
     }
 
     #[test]
