@@ -11,6 +11,7 @@ pub use crate::kvm::exit::{Exit, ExitKind};
 
 /// Why a guest's run ended badly, in words a student can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // `TripleFault` is the name the SDM and every course use
 pub enum Fault {
     TripleFault,
     FailedEntry(u64),

@@ -20,6 +20,7 @@
 //! the EXIT hypercall ends it.
 
 use super::{flat_segment, BootPlan, CpuStart, MachineKind};
+use crate::x86::control_bits::{cr0, cr4, efer};
 use kvm_bindings::kvm_regs;
 
 /// RAM when `--mem` is not given: one 2 MiB page's worth.
@@ -33,13 +34,6 @@ const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
 /// In a page directory: this entry maps a 2 MiB page, not a page table.
 const PAGE_SIZE_2M: u64 = 1 << 7;
-
-const CR0_PE: u64 = 1;
-const CR0_ET: u64 = 1 << 4;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
 
 /// Selectors of minikvm's GDT.
 pub const CODE_SELECTOR: u16 = 0x08;
@@ -134,10 +128,10 @@ pub fn cpu_start(tables: &TableLayout, (code_sel, data_sel): (u16, u16), gdt_ent
         regs,
         code,
         data: flat_segment(data_sel, false, 0),
-        cr0: CR0_PG | CR0_ET | CR0_PE,
+        cr0: cr0::PG | cr0::ET | cr0::PE,
         cr3: tables.pml4,
-        cr4: CR4_PAE,
-        efer: EFER_LME | EFER_LMA,
+        cr4: cr4::PAE,
+        efer: efer::LME | efer::LMA,
         gdt: Some((tables.gdt, gdt_entries * 8 - 1)),
         idt: Some((0, 0)),
     }

@@ -2,17 +2,17 @@
 //! behind both, QEMU's fw_cfg and debug-exit, and for Linux guests the keyboard controller's
 //! reset and the ACPI power-off port.
 
-pub mod acpi_sleep;
-pub mod bus;
+pub(crate) mod acpi_sleep;
+pub(crate) mod bus;
 pub mod console;
-pub mod debug_exit;
-pub mod fw_cfg;
-pub mod hypercall;
-pub mod i8042;
+pub(crate) mod debug_exit;
+pub(crate) mod fw_cfg;
+pub(crate) mod hypercall;
+pub(crate) mod i8042;
 pub mod output;
-pub mod ports;
-pub mod serial;
-pub mod stdin;
+pub(crate) mod ports;
+pub(crate) mod serial;
+pub(crate) mod stdin;
 
 /// Whether a guest's normal end (the `why` of [`bus::Effect::End`]) is the machine powering off or
 /// resetting, which minikvm announces in one line on stderr (a Linux guest's end).

@@ -5,6 +5,7 @@ use super::runner::{run_probe, ProbeSetup, Seen, PROBE_RAM};
 use super::NotWorking;
 use crate::boot::{flat_segment, long_mode, realmode, CpuStart};
 use crate::run_loop::ResumeWith;
+use crate::x86::control_bits::{cr0, cr4, efer};
 use crate::x86::debugreg::{BreakKind, DebugRegs, HwBreakpoint};
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::Kvm;
@@ -18,12 +19,12 @@ const CODE: u64 = 0x1000;
 const PROBE_PORT: u16 = 0x10;
 
 /// CR0: PE | ET; with PG.
-const CR0_PROTECTED: u64 = 0x11;
-const CR0_PAGED: u64 = 0x8000_0011;
-const CR4_PAE: u64 = 0x20;
+const CR0_PROTECTED: u64 = cr0::PE | cr0::ET;
+const CR0_PAGED: u64 = CR0_PROTECTED | cr0::PG;
+const CR4_PAE: u64 = cr4::PAE;
 /// EFER: LME | LMA, and SCE (syscall/sysret on).
-const EFER_LONG: u64 = 0x500;
-const EFER_SCE: u64 = 0x1;
+const EFER_LONG: u64 = efer::LME | efer::LMA;
+const EFER_SCE: u64 = efer::SCE;
 
 /// The image of the probe guest `name`.
 pub fn image(name: &str) -> Result<&'static [u8], NotWorking> {

@@ -249,11 +249,6 @@ pub fn total_bytes() -> usize {
 }
 
 impl X86RegId {
-    /// The register with gdb register number `n`.
-    pub fn from_index(n: usize) -> Option<X86RegId> {
-        REGISTERS.get(n).map(|r| r.id)
-    }
-
     /// gdb's register number for this register.
     pub fn index(self) -> Option<usize> {
         REGISTERS.iter().position(|r| r.id == self)
@@ -262,11 +257,6 @@ impl X86RegId {
     /// The table entry describing this register.
     pub fn info(self) -> Option<&'static RegInfo> {
         REGISTERS.iter().find(|r| r.id == self)
-    }
-
-    /// Look a register up by its gdb name (`"cr0"`, `"eax"`, ...).
-    pub fn from_name(name: &str) -> Option<X86RegId> {
-        REGISTERS.iter().find(|r| r.name == name).map(|r| r.id)
     }
 }
 
@@ -510,23 +500,6 @@ impl X86Regs {
             _ => Err(RegError::NoSuchRegister),
         }
     }
-
-    /// For gdbstub's `SingleRegisterAccess::read_register`: copy the value
-    /// into `buf` and return the number of bytes written (`None` if the
-    /// register does not exist or `buf` is too small).
-    pub fn read_into(&self, id: X86RegId, buf: &mut [u8]) -> Option<usize> {
-        let v = self.get(id)?;
-        let src = v.as_slice();
-        buf.get_mut(..src.len())?.copy_from_slice(src);
-        Some(src.len())
-    }
-
-    /// The linear address of the next instruction: `cs_base + eip`.
-    /// In real mode this is `cs * 16 + ip`, which is *not* what gdb's `$pc`
-    /// shows (gdb knows nothing about segments).
-    pub fn linear_pc(&self) -> u64 {
-        self.cs_base.wrapping_add(u64::from(self.eip))
-    }
 }
 
 impl Registers for X86Regs {
@@ -709,8 +682,8 @@ impl X86Regs {
     /// * A changed segment selector in **real mode** also sets the base to
     ///   `selector * 16`, like a real-mode `MOV seg` does (unless the base
     ///   was edited explicitly too). In protected mode only the selector
-    ///   changes: reloading the hidden descriptor is up to the caller (see
-    ///   [`crate::x86::descriptors::SegmentDescriptor::to_kvm_segment`]).
+    ///   changes: the hidden part (base, limit, type) stays as it was, since
+    ///   the CPU loads it from the GDT only when code loads the selector.
     pub fn apply_to_kvm(&self, regs: &mut kvm_regs, sregs: &mut kvm_sregs, fpu: &mut kvm_fpu) -> Changed {
         let segments = self.apply_segments(sregs);
         let system = self.apply_system(sregs);
@@ -913,7 +886,7 @@ mod tests {
         // Every id in the table is unique and found again by name.
         for (i, r) in REGISTERS.iter().enumerate() {
             assert_eq!(r.id.index(), Some(i), "{}", r.name);
-            assert_eq!(X86RegId::from_name(r.name), Some(r.id));
+            assert_eq!(REGISTERS.iter().filter(|o| o.name == r.name).count(), 1, "{} named once", r.name);
             assert_eq!(r.bits % 8, 0);
             let (id, size) = X86RegId::from_raw_id(i).unwrap();
             assert_eq!(id, r.id);
@@ -950,14 +923,11 @@ mod tests {
     #[test]
     fn single_register_access() {
         let mut r = sample();
-        let mut buf = [0u8; 16];
-        assert_eq!(r.read_into(X86RegId::Cr0, &mut buf), Some(8));
-        assert_eq!(&buf[..8], &0x8000_0011u64.to_le_bytes());
-        assert_eq!(r.read_into(X86RegId::St(3), &mut buf), Some(10));
-        assert_eq!(&buf[..10], &[4u8; 10]);
-        assert_eq!(r.read_into(X86RegId::Xmm(1), &mut buf), Some(16));
-        assert_eq!(r.read_into(X86RegId::Xmm(8), &mut buf), None);
-        assert_eq!(r.read_into(X86RegId::Cr0, &mut [0u8; 4]), None);
+        let bytes = |r: &X86Regs, id| r.get(id).map(|b| b.as_slice().to_vec());
+        assert_eq!(bytes(&r, X86RegId::Cr0), Some(0x8000_0011u64.to_le_bytes().to_vec()));
+        assert_eq!(bytes(&r, X86RegId::St(3)), Some(vec![4u8; 10]));
+        assert_eq!(bytes(&r, X86RegId::Xmm(1)).map(|b| b.len()), Some(16));
+        assert_eq!(bytes(&r, X86RegId::Xmm(8)), None);
 
         r.set(X86RegId::Eax, &5u32.to_le_bytes()).unwrap();
         assert_eq!(r.eax, 5);
@@ -973,9 +943,8 @@ mod tests {
     }
 
     #[test]
-    fn linear_pc_real_mode() {
+    fn pc_is_the_offset_in_cs_not_the_linear_address() {
         let r = X86Regs { cs: 0xF000, cs_base: 0xF_0000, eip: 0xFFF0, ..Default::default() };
-        assert_eq!(r.linear_pc(), 0xF_FFF0);
         assert_eq!(r.pc(), 0xFFF0);
     }
 
@@ -1063,7 +1032,6 @@ mod tests {
         assert_eq!(r.xmm[0], u128::from_le_bytes([0xAB; 16]));
         assert_eq!(r.mxcsr, 0x1F80);
         assert_eq!(r.st[0][9], 0x3F);
-        assert_eq!(r.linear_pc(), 0x7C00 + 0x7C00);
     }
 
     #[test]

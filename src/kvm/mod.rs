@@ -1,11 +1,11 @@
 //! The KVM boundary: opening /dev/kvm, creating the VM and its interrupt controllers, CPUID, and
 //! kicking a vCPU out of KVM_RUN. Every `unsafe` block of minikvm lives below this module.
 
-pub mod cpuid;
-pub mod error;
-pub mod exit;
-pub mod memory;
-pub mod vcpu;
+pub(crate) mod cpuid;
+pub(crate) mod error;
+pub(crate) mod exit;
+pub(crate) mod memory;
+pub(crate) mod vcpu;
 
 pub use cpuid::{flat_guest_cpuid, guest_cpuid, kvm_paravirt_cpuid, HYPERVISOR_SIGNATURE};
 use error::{KvmContext, KvmError};

@@ -173,26 +173,6 @@ impl SegmentDescriptor {
             16
         }
     }
-
-    /// Convert to KVM's representation for `KVM_SET_SREGS`, e.g. after
-    /// loading `selector` with this descriptor.
-    pub fn to_kvm_segment(&self, selector: u16) -> kvm_segment {
-        kvm_segment {
-            base: u64::from(self.base),
-            limit: self.limit,
-            selector,
-            type_: self.typ,
-            present: u8::from(self.present),
-            dpl: self.dpl,
-            db: u8::from(self.db),
-            s: 1,
-            l: u8::from(self.long),
-            g: u8::from(self.granularity),
-            avl: u8::from(self.avl),
-            unusable: u8::from(!self.present),
-            padding: 0,
-        }
-    }
 }
 
 fn effective_limit(raw_limit: u32, granularity: bool) -> u32 {
@@ -938,12 +918,23 @@ mod tests {
     }
 
     #[test]
-    fn kvm_segment_round_trip() {
+    fn a_decoded_descriptor_and_kvms_segment_show_alike() {
         let d = SegmentDescriptor::decode(FLAT_CODE32).unwrap();
-        let k = d.to_kvm_segment(0x08);
-        assert_eq!(k.limit, 0xFFFF_FFFF);
-        assert_eq!(k.type_, 0xA);
-        assert_eq!((k.s, k.present, k.db, k.g, k.l), (1, 1, 1, 1, 0));
+        assert_eq!(
+            (d.limit, d.typ, d.present, d.db, d.granularity, d.long),
+            (0xFFFF_FFFF, 0xA, true, true, true, false)
+        );
+        // The same segment as KVM_GET_SREGS gives it, after `ljmp $0x08`.
+        let k = kvm_segment {
+            limit: 0xFFFF_FFFF,
+            selector: 0x08,
+            type_: 0xA,
+            present: 1,
+            db: 1,
+            s: 1,
+            g: 1,
+            ..Default::default()
+        };
         let v = SegmentView::from_kvm(&k);
         assert_eq!(
             v.to_string(),

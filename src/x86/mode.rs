@@ -30,18 +30,6 @@ use core::fmt;
 /// The CR0, CR4 and EFER bits, from the one table in [`super::control_bits`].
 pub use super::control_bits::{cr0, cr4, efer};
 
-/// Bits of the EFLAGS register that tell something about the mode.
-pub mod eflags {
-    /// Trap Flag: raise #DB after every instruction (single-stepping).
-    pub const TF: u64 = 1 << 8;
-    /// Interrupt Flag: maskable interrupts are delivered.
-    pub const IF: u64 = 1 << 9;
-    /// Resume Flag: suppress instruction breakpoints for one instruction.
-    pub const RF: u64 = 1 << 16;
-    /// Virtual-8086 mode.
-    pub const VM: u64 = 1 << 17;
-}
-
 /// The execution mode of an x86 CPU, as far as a debugger cares about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CpuMode {
@@ -104,14 +92,6 @@ impl CpuMode {
             CpuMode::Protected32 | CpuMode::Protected32Paging | CpuMode::Pae | CpuMode::Compat => 32,
             CpuMode::Long64 => 64,
         }
-    }
-
-    /// Is paging turned on in this mode?
-    ///
-    /// `Protected16` says `false` because the mode alone does not tell; ask
-    /// [`crate::x86::paging::PagingMode::from_regs`] for the real answer.
-    pub fn paging(self) -> bool {
-        matches!(self, CpuMode::Protected32Paging | CpuMode::Pae | CpuMode::Long64 | CpuMode::Compat)
     }
 
     /// The name gdb uses for the matching `set architecture` value.
@@ -186,7 +166,5 @@ mod tests {
         assert_eq!(CpuMode::Real.gdb_architecture(), "i8086");
         assert_eq!(CpuMode::Protected32.gdb_architecture(), "i386");
         assert_eq!(CpuMode::Long64.gdb_architecture(), "i386:x86-64");
-        assert!(CpuMode::Pae.paging());
-        assert!(!CpuMode::Protected32.paging());
     }
 }
