@@ -341,6 +341,23 @@ fn stepi_moves_pc_by_each_instructions_length() {
     assert_eq!(vm.finish().0, STOPPED);
 }
 
+/// `minimal` is one `hlt`. A step over the `hlt` that ends a flat guest ends it, as `continue`
+/// would: KVM may report the step's debug exit instead of the hlt, and then it is still a hlt.
+/// (Found by this test: stepping went on past the hlt, into the zeros after it.)
+#[test]
+fn stepi_over_the_hlt_that_ends_a_flat_guest_ends_it() {
+    if skip("stepi_over_the_hlt_that_ends_a_flat_guest_ends_it") {
+        return;
+    }
+    let vm = Vm::start(&["minimal"]);
+    let t = gdb(&vm, &["set architecture i8086", "x/1xb $pc", "stepi", "p/x $pc"]);
+    assert!(t.contains("0x0:\t0xf4"), "the guest starts at its hlt: {t}");
+    assert!(t.contains("[Inferior 1 (process 1) exited normally]"), "{t}");
+    assert!(!t.contains("$1 = 0x1"), "the step must not land after the hlt: {t}");
+    let (code, out, _) = vm.finish();
+    assert_eq!((code, out.as_str()), (OK, ""));
+}
+
 #[test]
 fn hbreak_and_continue_stop_at_the_label() {
     if skip("hbreak") {

@@ -8,15 +8,20 @@
 
 use super::debug::{CpuState, DebugEvent, DebugLink, DebugRequest, RequestError, ResumeWith};
 use super::{Halt, Mode, Vcpu, VcpuEnd};
+use crate::boot::MachineKind;
 use crate::devices::console::lock;
 use crate::kvm::error::VcpuError;
 use crate::kvm::memory::GuestRam;
+use crate::x86::debugreg::DR6_BS;
 use kvm_bindings::{
     kvm_guest_debug, KVM_GUESTDBG_BLOCKIRQ, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP,
     KVM_GUESTDBG_USE_SW_BP,
 };
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// The opcode of `hlt`.
+const HLT: u8 = 0xF4;
 
 impl Vcpu {
     /// Runs under a debugger: starts paused, then does what the debugger asks (see
@@ -45,7 +50,14 @@ impl Vcpu {
             if let Err(e) = self.set_debug(&resume) {
                 return VcpuEnd::HostError(e.to_string());
             }
+            let ending_hlt = if resume.step { self.at_ending_hlt(&link.ram) } else { None };
             let event = match self.drive(Mode::Debugged(&resume)) {
+                Halt::Debugger(DebugEvent::Debug { pc, dr6, .. })
+                    if ending_hlt.is_some_and(|at| pc == at + 1) && dr6 & DR6_BS != 0 =>
+                {
+                    // KVM finished the step and reported it instead of the hlt: the guest ended.
+                    return VcpuEnd::Done("hlt");
+                }
                 Halt::Debugger(event) => event,
                 Halt::End(VcpuEnd::Fault { fault: f, report, long_mode }) if !resume.detached => {
                     fault = Some(VcpuEnd::Fault { fault: f.clone(), report, long_mode });
@@ -83,6 +95,18 @@ impl Vcpu {
                 Ok(req) => self.serve(req, &link.ram),
             }
         }
+    }
+
+    /// The linear address of the `hlt` this vCPU is at, if that `hlt` would end its guest (a flat
+    /// guest: no interrupt can wake it). Stepping over it, KVM may report only the single step
+    /// (it skips the hlt, then sees the trap flag) and never the hlt, so the step must be checked.
+    fn at_ending_hlt(&self, ram: &GuestRam) -> Option<u64> {
+        if self.kind != MachineKind::Flat {
+            return None;
+        }
+        let (regs, sregs) = self.registers()?;
+        let pc = sregs.cs.base.wrapping_add(regs.rip);
+        (self.read_linear(ram, pc, 1).ok()?.first() == Some(&HLT)).then_some(pc)
     }
 
     /// Answers one request of a paused vCPU (not Resume, Detach or Stop).
