@@ -226,3 +226,73 @@ fn linux_the_initramfs_holds_busybox_its_applets_init_and_the_console() {
         assert_eq!(seen[&format!("bin/{applet}")], (0o120_777, 7, 0, 0), "bin/{applet} -> busybox");
     }
 }
+
+/// `minikvm --gdb 0 --linux …` with gdb: the kernel waits at its first instruction (the 64-bit
+/// entry, RSI at the zero page, whose command line has `nokaslr` added), a hardware breakpoint on
+/// `start_kernel` is hit and `stepi` moves on. A distribution kernel has no symbols: the address
+/// comes from `/proc/kallsyms` of the same kernel running this test (the nested lane boots the
+/// very kernel it hands to minikvm), moved from its KASLR slide to the `nokaslr` address.
+#[test]
+fn linux_gdb_stops_at_the_entry_then_at_start_kernel_and_steps() {
+    use common::gdb_session::{gdb_batch, run_client, Vm};
+    let test = "linux_gdb_stops_at_the_entry_then_at_start_kernel_and_steps";
+    if common::skip_unless_installed("gdb", test) || common::skip_unless("hwbreak", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((kernel, image)) = ready(test, &dir) else { return };
+    let bz = std::fs::read(&kernel).expect("read the kernel");
+    let Some(start_kernel) = start_kernel_without_kaslr(&bz) else {
+        let why = "needs /proc/kallsyms of the same kernel as the one booted (the nested lane has it)";
+        return common::skip(test, why);
+    };
+    let entry = u64::from_le_bytes(bz[0x258..0x260].try_into().unwrap()) + 0x200; // pref_address + 64-bit entry
+    let _one = one_boot();
+    let (k, i) = (kernel.to_str().unwrap(), image.to_str().unwrap());
+    let vm = Vm::start(&["--linux", k, "--initrd", i, "--cmdline", "console=ttyS0 quiet"]);
+    let t = run_client(gdb_batch(
+        &vm,
+        &[],
+        &[
+            "p/x $pc",
+            "x/s *(unsigned int *)($rsi + 0x228)", // the zero page's cmd_line_ptr
+            &format!("hbreak *{start_kernel:#x}"),
+            "continue",
+            "p/x $pc",
+            "stepi",
+            "p $pc != $2",
+            "kill",
+        ],
+    ))
+    .1;
+    assert!(t.contains(&format!("$1 = {entry:#x}")), "the first stop is the 64-bit entry {entry:#x}:\n{t}");
+    assert!(t.contains("nokaslr"), "--gdb adds nokaslr to the command line:\n{t}");
+    assert!(t.contains(&format!("Breakpoint 1, {start_kernel:#018x} in ?? ()")), "start_kernel was not hit:\n{t}");
+    assert!(t.contains(&format!("$2 = {start_kernel:#x}")), "{t}");
+    assert!(t.contains("$3 = 1"), "stepi moved the pc:\n{t}");
+    let (status, _, stderr) = vm.finish();
+    assert_eq!(status, 6, "gdb's kill stops the run (status 6):\n{stderr}");
+}
+
+/// The address of `start_kernel` in this bzImage when booted with `nokaslr`, from `/proc/kallsyms`
+/// of the running kernel, if that is the same kernel (same version string) and shows addresses.
+fn start_kernel_without_kaslr(bz: &[u8]) -> Option<u64> {
+    // The setup header's kernel_version (offset 0x20e) points at "VERSION (builder) #1 SMP …".
+    let at = 0x200 + usize::from(u16::from_le_bytes(bz.get(0x20e..0x210)?.try_into().ok()?));
+    let version = bz.get(at..)?.split(|&b| b == b' ' || b == 0).next()?;
+    let running = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    if running.trim().as_bytes() != version {
+        return None;
+    }
+    let syms = std::fs::read_to_string("/proc/kallsyms").ok()?;
+    let find = |name: &str| {
+        syms.lines().find_map(|l| {
+            let mut f = l.split_whitespace();
+            let (addr, _, sym) = (f.next()?, f.next()?, f.next()?);
+            (sym == name).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
+        })
+    };
+    let (text, start) = (find("_text")?, find("start_kernel")?);
+    // With nokaslr the kernel runs at its link address: _text at __START_KERNEL_map + 16 MiB.
+    (text != 0).then(|| 0xffff_ffff_8100_0000 + (start - text))
+}
