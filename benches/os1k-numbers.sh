@@ -30,7 +30,8 @@ R32=$(reach os-1k32)
 R64=$(reach os-1k64)
 
 # cells FLAVOUR REACH INPUT FIRST -> appends "| exits | time " to $LINE (the baseline absolute,
-# programs as deltas from it); not in a subshell, so the baseline stays in base_e_* / base_t_*.
+# programs as deltas from it, signed: a single run's time is noisy and a delta can come out
+# below the baseline); not in a subshell, so the baseline stays in base_e_* / base_t_*.
 cells() {
     key=$(echo "$1" | tr -cd 'a-z0-9')
     if [ "$2" = none ] || { [ "$2" = menu ] && [ "$4" = 0 ]; }; then
@@ -43,7 +44,7 @@ cells() {
         LINE="$LINE| $5 | $6 "
     else
         eval "be=\$base_e_$key; bt=\$base_t_$key"
-        LINE="$LINE| +$(($5 - be)) | +$(awk "BEGIN { printf \"%.1f\", $6 - $bt }") "
+        LINE="$LINE| +$(($5 - be)) | $(awk "BEGIN { printf \"%+.1f\", $6 - $bt }") "
     fi
 }
 
