@@ -47,8 +47,8 @@ pub enum Action {
     Resume,
     /// Port I/O: the port bus carries it out (see [`crate::devices::bus`]).
     PortIo,
-    /// An MMIO access nothing answers: reads give all ones, writes are dropped (logged at -vv).
-    Unclaimed,
+    /// An MMIO access: the MMIO bus carries it out (see [`crate::devices::mmio`]).
+    Mmio,
     /// This vCPU has finished normally.
     Done,
     /// This vCPU faulted.
@@ -63,7 +63,7 @@ pub enum Action {
 pub fn decide(exit: &Exit, kind: MachineKind) -> Action {
     match *exit {
         Exit::IoIn { .. } | Exit::IoOut { .. } => Action::PortIo,
-        Exit::MmioRead { .. } | Exit::MmioWrite { .. } => Action::Unclaimed,
+        Exit::MmioRead { .. } | Exit::MmioWrite { .. } => Action::Mmio,
         // Without an interrupt controller nothing could ever wake a halted vCPU: hlt ends it.
         // With one, KVM handles hlt itself; an exit here would be spurious.
         Exit::Hlt => match kind {
@@ -86,12 +86,12 @@ mod tests {
     use MachineKind::*;
 
     #[test]
-    fn port_io_goes_to_the_bus_and_mmio_is_unclaimed() {
+    fn port_io_and_mmio_go_to_their_buses() {
         let out = Exit::IoOut { port: 0x500, size: 1, count: 1, value: 0x7f };
         assert_eq!(decide(&out, Flat), Action::PortIo);
         assert_eq!(decide(&Exit::IoIn { port: 0x3f8, size: 1, count: 8 }, Kernel), Action::PortIo);
-        assert_eq!(decide(&Exit::MmioRead { addr: 0xfee0_0000, len: 4 }, Kernel), Action::Unclaimed);
-        assert_eq!(decide(&Exit::MmioWrite { addr: 0xb8000, len: 2, value: 7 }, Kernel), Action::Unclaimed);
+        assert_eq!(decide(&Exit::MmioRead { addr: 0xfee0_0000, len: 4 }, Kernel), Action::Mmio);
+        assert_eq!(decide(&Exit::MmioWrite { addr: 0xb8000, len: 2, value: 7 }, Kernel), Action::Mmio);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::boot::{self, BootPlan, MachineKind};
 use crate::cli::{ColorChoice, OutputChoice, RunArgs};
 use crate::controller::{Controller, Event, Mailbox, Seat, Shell, StopSignals};
 use crate::devices::console::{lock, Console, COLOR_RESET, VCPU_COLORS};
+use crate::devices::mmio::MmioBus;
 use crate::devices::ports;
 use crate::devices::serial::COM1_IRQ;
 use crate::devices::stdin::{RawTerminal, StdinReader};
@@ -299,6 +300,8 @@ impl Machine {
             ports::add_linux_ports(&mut bus);
         }
         let bus = Arc::new(bus);
+        // No device of minikvm's is memory-mapped yet (see devices::mmio): an empty MMIO bus.
+        let mmio = Arc::new(MmioBus::default());
         let mut vcpus = Vec::new();
         for (i, start) in plan.cpus.iter().enumerate() {
             let fd = vm.create_vcpu(i as u64).during("creating a vCPU")?;
@@ -319,7 +322,8 @@ impl Machine {
             if plan.kind == MachineKind::Kernel {
                 kvm::route_pic_to_lapic(&fd)?;
             }
-            let vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), bus.clone(), host);
+            let mut vcpu = Vcpu::new(i, cfg.names[i].clone(), fd, plan.kind, console.clone(), bus.clone(), host);
+            vcpu.mmio = mmio.clone();
             vcpu.set_start(start)?;
             vcpus.push(vcpu);
         }

@@ -6,7 +6,8 @@
 //!
 //! - **templates**: guests built from instruction templates biased to port I/O — `in`/`out` and
 //!   `rep ins`/`rep outs` of every size and many repeat counts on every modelled port (the hypercall
-//!   port 0x500, COM1 0x3F8–0x3FF, fw_cfg 0x510–0x511, debug-exit 0xF4) and on unclaimed ones, GETCHAR pairs, PUTCHAR, control-register
+//!   port 0x500, COM1 0x3F8–0x3FF, fw_cfg 0x510–0x511, debug-exit 0xF4) and on unclaimed ones, GETCHAR pairs, PUTCHAR, loads
+//!   and stores of every size past RAM (MMIO exits), control-register
 //!   writes, `lgdt`/`lidt` of garbage, `int n`, far jumps — plus runs of random bytes. Half are
 //!   real-mode guests, half switch to 32-bit protected mode first.
 //! - **random bytes**: 4 KiB of random bytes as a real-mode guest.
@@ -53,7 +54,7 @@ fn template(code: &mut Code, rng: &mut fastrand::Rng, valid_only: bool) {
     let size = [1u8, 2, 4][rng.usize(..3)];
     // Port I/O three times in four; the templates that may send the guest astray (CR writes, tables,
     // interrupts, far jumps, random bytes) share the rest.
-    let pick = if valid_only || rng.u8(..) < 192 { rng.u32(0..6) } else { rng.u32(6..11) };
+    let pick = if valid_only || rng.u8(..) < 192 { rng.u32(0..7) } else { rng.u32(7..12) };
     match pick {
         0 => {
             code.mov_dx(port).in_dx(size);
@@ -82,23 +83,43 @@ fn template(code: &mut Code, rng: &mut fastrand::Rng, valid_only: bool) {
                 code.mov_ax(rng.u32(..)).out_imm(size, p);
             }
         }
-        6 => {
+        6 => mmio(code, rng),
+        7 => {
             let value =
                 if rng.bool() { rng.u32(..) } else { [0x11, 0x10, 0x8000_0011, 0x6000_0010, 0][rng.usize(..5)] };
             code.mov_ax(value).mov_cr([0, 3, 4][rng.usize(..3)]);
         }
-        7 => {
+        8 => {
             code.load_table(rng.bool(), GARBAGE + rng.u32(0..64));
         }
-        8 => {
+        9 => {
             code.int(rng.u8(..));
         }
-        9 => {
+        10 => {
             code.far_jump(rng.u16(..), rng.u32(..));
         }
         _ => {
             let n = rng.usize(1..16);
             code.raw(&(0..n).map(|_| rng.u8(..)).collect::<Vec<_>>());
+        }
+    }
+}
+
+/// A load or store of 1, 2 or 4 bytes past the guests' RAM (four 256 KiB windows end at 1 MiB),
+/// which leaves as an MMIO exit: in real mode through ES = 0xFFFF (linear 0x100000 and up), in
+/// protected mode anywhere up to the 4 GiB edge (a dword at 0xFFFFFFFF runs past the segment limit).
+fn mmio(code: &mut Code, rng: &mut fastrand::Rng) {
+    let (store, size) = (rng.bool(), [1u8, 2, 4][rng.usize(..3)]);
+    if store {
+        code.mov_ax(rng.u32(..));
+    }
+    match code.bits {
+        Bits::B16 => {
+            code.mov_ax(0xffff).mov_es_ax().mov_moffs(store, size, true, rng.u32(0x10..0x1_0000));
+        }
+        Bits::B32 => {
+            let addr = [0x10_0000, 0xfec0_0000, 0xfee0_0000, 0xffff_fffc, 0xffff_ffff, rng.u32(0x10_0000..)];
+            code.mov_moffs(store, size, false, addr[rng.usize(..addr.len())]);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Devices a guest can talk to: the port bus, the hypercall port, a 16550A UART, the console
+//! Devices a guest can talk to: the port bus and the MMIO bus, the hypercall port, a 16550A UART, the console
 //! behind both, QEMU's fw_cfg and debug-exit, and for Linux guests the keyboard controller's
 //! reset and the ACPI power-off port.
 
@@ -9,6 +9,7 @@ pub(crate) mod debug_exit;
 pub(crate) mod fw_cfg;
 pub(crate) mod hypercall;
 pub(crate) mod i8042;
+pub(crate) mod mmio;
 pub mod output;
 pub(crate) mod ports;
 pub(crate) mod serial;

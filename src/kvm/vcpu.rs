@@ -78,10 +78,8 @@ impl KvmVcpu {
                 Some(io) => Exit::IoIn { port: io.port, size: io.size, count: io.count },
                 None => Exit::Other { reason: "port I/O with a data buffer outside kvm_run".into() },
             },
-            Ok(VcpuExit::MmioRead(addr, data)) => {
-                data.fill(0xff);
-                Exit::MmioRead { addr, len: data.len() as u8 }
-            }
+            // A read's answer goes into kvm_run before the next KVM_RUN (see `mmio_data`).
+            Ok(VcpuExit::MmioRead(addr, data)) => Exit::MmioRead { addr, len: data.len() as u8 },
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 let mut v = [0u8; 8];
                 let n = data.len().min(8);
@@ -116,6 +114,20 @@ impl KvmVcpu {
     /// fill (an `in`'s) until the next KVM_RUN. None if the last exit was not port I/O.
     pub fn pio_data(&mut self) -> Option<&mut [u8]> {
         pio_data(&mut self.fd, self.run_size)
+    }
+
+    /// The data of the last MMIO exit (1 to 8 bytes): KVM's to read (a write's value) or ours to
+    /// fill (a read's answer) until the next KVM_RUN. None if the last exit was not MMIO.
+    pub fn mmio_data(&mut self) -> Option<&mut [u8]> {
+        let run = self.fd.get_kvm_run();
+        if run.exit_reason != kvm_bindings::KVM_EXIT_MMIO {
+            return None;
+        }
+        // SAFETY: exit_reason is KVM_EXIT_MMIO, so `mmio` is the union member KVM filled in; it is
+        // plain integers and bytes, valid for any bit pattern, and borrowed from `self` mutably.
+        let mmio = unsafe { &mut run.__bindgen_anon_1.mmio };
+        let len = (mmio.len as usize).min(mmio.data.len());
+        Some(&mut mmio.data[..len])
     }
 
     /// RBX of the last exit: from sync_regs when the host offers it (read in place, no ioctl),

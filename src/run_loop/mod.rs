@@ -5,13 +5,14 @@
 //! debugger: a debug exit is a fault) or debugged (a pause request or a debug exit hands the vCPU
 //! to the debugger, see `debugged.rs`). Exits come from the KVM boundary ([`crate::kvm::vcpu`]) as
 //! owned [`Exit`] values, are decided by the pure [`exit::decide`], and carried out here: port I/O
-//! on the [bus](crate::devices::bus), ends and faults as a [`VcpuEnd`]. `doctor`'s probes run
+//! on the [port bus](crate::devices::bus), MMIO on the [MMIO bus](crate::devices::mmio), ends and faults as a [`VcpuEnd`]. `doctor`'s probes run
 //! their tiny guests through the same loop.
 
 pub mod debug;
 mod debugged;
 mod fault_report;
 mod linear;
+mod mmio;
 mod port_io;
 
 pub use debug::{CpuState, DebugEvent, DebugLink, DebugRequest, Reply, RequestError, ResumeWith};
@@ -19,6 +20,7 @@ pub use debug::{CpuState, DebugEvent, DebugLink, DebugRequest, Reply, RequestErr
 use crate::boot::{CpuStart, MachineKind};
 use crate::devices::bus::{Effect, PortBus};
 use crate::devices::console::{lock, Console};
+use crate::devices::mmio::MmioBus;
 use crate::exit::{self, Action, Exit, Fault};
 use crate::kvm::error::{KvmContext, KvmError, VcpuError};
 use crate::kvm::vcpu::{HostCaps, KvmVcpu};
@@ -100,6 +102,8 @@ pub struct Vcpu {
     pub console: Arc<Console>,
     /// The devices its port I/O reaches.
     pub bus: Arc<PortBus>,
+    /// The devices its MMIO reaches (none unless the machine puts some there).
+    pub mmio: Arc<MmioBus>,
     pub stats: Arc<Mutex<VcpuStats>>,
     pub ctl: Arc<VcpuControl>,
     /// GETCHAR was asked for: don't run the guest on until input is queued or has ended.
@@ -128,6 +132,7 @@ impl Vcpu {
             kind,
             console,
             bus,
+            mmio: Arc::new(MmioBus::default()),
             stats: Arc::new(Mutex::new(VcpuStats::default())),
             ctl: Arc::new(VcpuControl::default()),
             awaiting_input: false,
@@ -230,7 +235,7 @@ impl Vcpu {
     fn carry_out(&mut self, exit: &Exit) -> Outcome {
         match exit::decide(exit, self.kind) {
             Action::Resume | Action::Kicked => {}
-            Action::Unclaimed => log::debug!("vCPU {}: unclaimed {:?}", self.id, exit),
+            Action::Mmio => self.mmio(exit),
             Action::PortIo => match self.port_io(exit) {
                 Effect::Continue => {}
                 Effect::AwaitInput => self.awaiting_input = true,

@@ -149,6 +149,28 @@ impl Code {
         self
     }
 
+    /// A load or store of AL, AX or EAX (`size` 1, 2, 4) at an absolute address: `mov ADDR, %al`
+    /// (or `%ax`, `%eax`; the other way round when `store`), with an `%es:` override when `es`.
+    /// `addr` is 16-bit in real mode, 32-bit in protected mode.
+    pub fn mov_moffs(&mut self, store: bool, size: u8, es: bool, addr: u32) -> &mut Self {
+        if es {
+            self.raw(&[0x26]);
+        }
+        if matches!((self.bits, size), (Bits::B16, 4) | (Bits::B32, 2)) {
+            self.raw(&[0x66]); // the operand size the mode does not have by default
+        }
+        self.raw(&[0xa0 + u8::from(size != 1) + 2 * u8::from(store)]);
+        match self.bits {
+            Bits::B16 => self.raw(&(addr as u16).to_le_bytes()),
+            Bits::B32 => self.raw(&addr.to_le_bytes()),
+        }
+    }
+
+    /// `mov %ax, %es`.
+    pub fn mov_es_ax(&mut self) -> &mut Self {
+        self.raw(&[0x8e, 0xc0])
+    }
+
     /// `cld`
     pub fn cld(&mut self) -> &mut Self {
         self.raw(&[0xfc])
