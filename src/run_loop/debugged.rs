@@ -53,7 +53,7 @@ impl Vcpu {
             let ending_hlt = if resume.step { self.at_ending_hlt(&link.ram) } else { None };
             let event = match self.drive(Mode::Debugged(&resume)) {
                 Halt::Debugger(DebugEvent::Debug { pc, dr6, .. })
-                    if ending_hlt.is_some_and(|at| pc == at + 1) && dr6 & DR6_BS != 0 =>
+                    if ending_hlt.is_some_and(|at| pc == at.wrapping_add(1)) && dr6 & DR6_BS != 0 =>
                 {
                     // KVM finished the step and reported it instead of the hlt: the guest ended.
                     return VcpuEnd::Done("hlt");
