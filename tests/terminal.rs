@@ -26,6 +26,15 @@ fn wait_for_output(p: &Pty, needle: &str) {
     p.wait_for(needle, LIMIT)
 }
 
+/// Starts an interactive guest and waits until minikvm has put the terminal in raw mode (it says
+/// how to quit right after). Keys typed sooner meet a cooked terminal: Ctrl-C there is a signal
+/// and flushes the line (seen in the nested lane, where start-up takes longer than 200 ms).
+fn spawn_raw(p: &Pty, args: &[&str]) -> Child {
+    let child = spawn_on(p, args);
+    wait_for_output(p, "press Ctrl-A then x to quit");
+    child
+}
+
 #[test]
 fn ctrl_a_x_quits_and_restores_the_terminal() {
     let mut p = pty();
@@ -45,8 +54,7 @@ fn ctrl_a_x_quits_and_restores_the_terminal() {
 fn keys_reach_the_guest_raw_and_a_normal_end_restores_the_terminal() {
     let mut p = pty();
     let before = p.settings();
-    let mut child = spawn_on(&p, &["uart-echo"]);
-    std::thread::sleep(Duration::from_millis(200));
+    let mut child = spawn_raw(&p, &["uart-echo"]);
     // Raw mode: Ctrl-C is a byte for the guest, not a signal for minikvm.
     p.master.write_all(b"ab\x03c\r").unwrap();
     wait_for_output(&p, "> AB\x03C");
@@ -146,7 +154,7 @@ fn hctest_waits_for_a_line_typed_on_a_terminal() {
 #[test]
 fn uart_echo_echoes_keys_as_typed() {
     let mut p = pty();
-    let mut child = spawn_on(&p, &["uart-echo"]);
+    let mut child = spawn_raw(&p, &["uart-echo"]);
     p.master.write_all(b"ab").unwrap();
     wait_for_output(&p, "> AB");
     p.master.write_all(b"\rquit\r").unwrap();
