@@ -14,7 +14,8 @@
 # /init, packed here with busybox cpio; its command is `true`, so /init powers off at once.
 # Times come from /proc/uptime (10 ms steps) read by a shell builtin as each console line arrives.
 #   usage: benches/linux-numbers.sh MINIKVM KERNEL BUSYBOX [QEMU]
-#   env:   LINUX_NUMBERS_RUNS (default 3: each cell is the median), LINUX_NUMBERS_TIMEOUT (s, default
+#   env:   LINUX_NUMBERS_RUNS (default 3 rounds, each booting every VMM once in turn; each cell is
+#          the median over the rounds), LINUX_NUMBERS_TIMEOUT (s, default
 #          300), LINUX_NUMBERS_QEMU_ACCEL (default kvm; tcg checks the script on a host whose KVM
 #          cannot boot Linux: QEMU's rows then time its software CPU, not KVM)
 set -eu
@@ -75,41 +76,59 @@ timed() {
 # The median of the numbers on stdin, one a line ("-" when any is "-").
 median() { sort -n | awk '{ v[NR] = $1; if ($1 == "-") bad = 1 } END { if (bad || !NR) print "-"; else print v[int((NR + 1) / 2)] }'; }
 
-# row NAME COMMAND... : RUNS boots, one table row of medians.
-row() {
-    name=$1
+# The contenders, one a line: KEY|NAME|COMMAND (COMMAND's words split at spaces: no path here has one).
+q() { echo "$QEMU -M $1 -accel $ACCEL -cpu $CPU -smp 1 -m 256 -display none -nodefaults -no-reboot -serial stdio -kernel $KERNEL -initrd $IMAGE"; }
+{
+    echo "minikvm|minikvm|$MINIKVM --stats --linux $KERNEL --initrd $IMAGE"
+    if [ -n "$QEMU" ]; then
+        # HPET off: minikvm has none, and in the nested lane QEMU's (emulated in QEMU's user space)
+        # stalled the boot for minutes (measured: pc to power-off in 60 s with hpet=off, none in 170 s with it).
+        echo "pc|QEMU -M pc,hpet=off|$(q pc,hpet=off)"
+        if "$QEMU" -M help 2>/dev/null | grep -q '^microvm'; then echo "microvm|QEMU -M microvm|$(q microvm)"; fi
+    fi
+} >"$TMP/contenders"
+
+# boot KEY COMMAND... : one boot, appended to $TMP/runs.KEY; minikvm's stderr and last console
+# line kept from its last boot. The command line is its own argument (it has spaces and quotes).
+boot() {
+    key=$1
     shift
-    : >"$TMP/runs"
     rm -f "$TMP/last"
-    n=0
-    while [ "$n" -lt "$RUNS" ]; do
-        timed "$@" >>"$TMP/runs"
-        n=$((n + 1))
-    done
-    statuses=$(awk '{ print $4 }' "$TMP/runs" | sort -u | paste -sd, -)
-    echo "| $name | $(awk '{ print $1 }' "$TMP/runs" | median) | $(awk '{ print $2 }' "$TMP/runs" | median) | $(awk '{ print $3 }' "$TMP/runs" | median) | $statuses |"
+    case $key in
+    minikvm) timed "$@" --cmdline "$CMDLINE" >>"$TMP/runs.$key" ;;
+    *) timed "$@" -append "$CMDLINE" >>"$TMP/runs.$key" ;;
+    esac
+    if [ "$key" = minikvm ]; then
+        MINIKVM_ERR=$(head -c 4000 "$TMP/err")
+        cp "$TMP/last" "$TMP/last.minikvm" 2>/dev/null || rm -f "$TMP/last.minikvm"
+    fi
+}
+
+# RUNS rounds, each booting every contender once in turn: a change of the machine's load during the
+# run reaches all of them alike, instead of all of one VMM's boots.
+MINIKVM_ERR=
+n=0
+while [ "$n" -lt "$RUNS" ]; do
+    while IFS='|' read -r key _ cmd; do
+        # shellcheck disable=SC2086 # the command's words are meant to split
+        boot "$key" $cmd </dev/null
+    done <"$TMP/contenders"
+    n=$((n + 1))
+done
+
+# row KEY NAME: one table row of medians over the boots.
+row() {
+    statuses=$(awk '{ print $4 }' "$TMP/runs.$1" | sort -u | paste -sd, -)
+    echo "| $2 | $(awk '{ print $1 }' "$TMP/runs.$1" | median) | $(awk '{ print $2 }' "$TMP/runs.$1" | median) | $(awk '{ print $3 }' "$TMP/runs.$1" | median) | $statuses |"
 }
 
 echo "| VMM | first kernel line (s) | /init (s) | powered off, VMM ended (s) | exit status |"
 echo "|---|---|---|---|---|"
-row "minikvm" "$MINIKVM" --stats --linux "$KERNEL" --initrd "$IMAGE" --cmdline "$CMDLINE"
-MINIKVM_ERR=$(head -c 4000 "$TMP/err")
-cp "$TMP/runs" "$TMP/runs.minikvm"
-cp "$TMP/last" "$TMP/last.minikvm" 2>/dev/null || true
-if [ -n "$QEMU" ]; then
-    q() { echo "$QEMU -M $1 -accel $ACCEL -cpu $CPU -smp 1 -m 256 -display none -nodefaults -no-reboot -serial stdio"; }
-    # shellcheck disable=SC2046 # the words of q's line are meant to split
-    # HPET off: minikvm has none, and in the nested lane QEMU's (emulated in QEMU's user space)
-    # stalled the boot for minutes (measured: pc to power-off in 60 s with hpet=off, none in 170 s with it).
-    row "QEMU -M pc,hpet=off" $(q pc,hpet=off) -kernel "$KERNEL" -initrd "$IMAGE" -append "$CMDLINE"
-    if "$QEMU" -M help 2>/dev/null | grep -q '^microvm'; then
-        # shellcheck disable=SC2046
-        row "QEMU -M microvm" $(q microvm) -kernel "$KERNEL" -initrd "$IMAGE" -append "$CMDLINE"
-    else
-        echo "| QEMU -M microvm | n/a (this QEMU has no microvm) | | | |"
-    fi
-else
+while IFS='|' read -r key name _; do row "$key" "$name"; done <"$TMP/contenders"
+if [ -z "$QEMU" ]; then
     echo "| QEMU | n/a (no qemu-system-x86_64 here) | | | |"
+elif ! grep -q '^microvm|' "$TMP/contenders"; then
+    echo "| QEMU -M microvm | n/a (this QEMU has no microvm) | | | |"
 fi
 echo
 if [ "$(awk 'NR == 1 { print $4 }' "$TMP/runs.minikvm")" != 0 ] || [ "$(awk 'NR == 1 { print $2 }' "$TMP/runs.minikvm")" = - ]; then
