@@ -76,28 +76,27 @@ timed() {
 # The median of the numbers on stdin, one a line ("-" when any is "-").
 median() { sort -n | awk '{ v[NR] = $1; if ($1 == "-") bad = 1 } END { if (bad || !NR) print "-"; else print v[int((NR + 1) / 2)] }'; }
 
-# The contenders, one a line: KEY|NAME|COMMAND (COMMAND's words split at spaces: no path here has one).
-q() { echo "$QEMU -M $1 -accel $ACCEL -cpu $CPU -smp 1 -m 256 -display none -nodefaults -no-reboot -serial stdio -kernel $KERNEL -initrd $IMAGE"; }
+# The contenders, one a line: KEY|NAME|CMDLINE-OPTION|COMMAND. COMMAND's words split at spaces (no
+# path here has one); the command line, which has spaces and quotes, follows its option as one word.
+# q KEY MACHINE: QEMU's line for -M MACHINE.
+q() { echo "$1|QEMU -M $2|-append|$QEMU -M $2 -accel $ACCEL -cpu $CPU -smp 1 -m 256 -display none -nodefaults -no-reboot -serial stdio -kernel $KERNEL -initrd $IMAGE"; }
 {
-    echo "minikvm|minikvm|$MINIKVM --stats --linux $KERNEL --initrd $IMAGE"
+    echo "minikvm|minikvm|--cmdline|$MINIKVM --stats --linux $KERNEL --initrd $IMAGE"
     if [ -n "$QEMU" ]; then
         # HPET off: minikvm has none, and in the nested lane QEMU's (emulated in QEMU's user space)
         # stalled the boot for minutes (measured: pc to power-off in 60 s with hpet=off, none in 170 s with it).
-        echo "pc|QEMU -M pc,hpet=off|$(q pc,hpet=off)"
-        if "$QEMU" -M help 2>/dev/null | grep -q '^microvm'; then echo "microvm|QEMU -M microvm|$(q microvm)"; fi
+        q pc pc,hpet=off
+        if "$QEMU" -M help 2>/dev/null | grep -q '^microvm'; then q microvm microvm; fi
     fi
 } >"$TMP/contenders"
 
-# boot KEY COMMAND... : one boot, appended to $TMP/runs.KEY; minikvm's stderr and last console
-# line kept from its last boot. The command line is its own argument (it has spaces and quotes).
+# boot KEY CMDLINE-OPTION COMMAND... : one boot, appended to $TMP/runs.KEY; minikvm's stderr and
+# last console line kept from its last boot.
 boot() {
-    key=$1
-    shift
+    key=$1 option=$2
+    shift 2
     rm -f "$TMP/last"
-    case $key in
-    minikvm) timed "$@" --cmdline "$CMDLINE" >>"$TMP/runs.$key" ;;
-    *) timed "$@" -append "$CMDLINE" >>"$TMP/runs.$key" ;;
-    esac
+    timed "$@" "$option" "$CMDLINE" >>"$TMP/runs.$key"
     if [ "$key" = minikvm ]; then
         MINIKVM_ERR=$(head -c 4000 "$TMP/err")
         cp "$TMP/last" "$TMP/last.minikvm" 2>/dev/null || rm -f "$TMP/last.minikvm"
@@ -109,9 +108,9 @@ boot() {
 MINIKVM_ERR=
 n=0
 while [ "$n" -lt "$RUNS" ]; do
-    while IFS='|' read -r key _ cmd; do
+    while IFS='|' read -r key _ option cmd; do
         # shellcheck disable=SC2086 # the command's words are meant to split
-        boot "$key" $cmd </dev/null
+        boot "$key" "$option" $cmd </dev/null
     done <"$TMP/contenders"
     n=$((n + 1))
 done
